@@ -1,0 +1,57 @@
+"""Entry points: `csim train [hydra overrides]`, `csim eval MODEL`, `csim tables`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from csim.errors import CsimError
+
+CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+USAGE = """usage: csim <command> [args]
+
+  train [overrides]   train one run (Hydra app: +exp=NAME, scale=paper|cpu|smoke, key=value, -m for sweeps)
+  eval MODEL          STS12-16, STS-B and SICK-R for a model name/path, sentence-transformers folder or run directory
+  tables              regenerate the paper tables (conf/tables/*.yaml) next to the published numbers
+"""
+
+
+@hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
+def _train(cfg: DictConfig) -> float | None:
+    from csim.config import apply_scale
+    from csim.train import train
+
+    try:
+        hc = HydraConfig.get()
+        apply_scale(cfg, hc.overrides.task, dict(hc.runtime.choices))
+        metrics = train(cfg)
+    except CsimError as e:
+        print(f"csim: error: {e}", file=sys.stderr, flush=True)
+        sys.exit(2)
+    return metrics.get(next((k for k in metrics if k.startswith("best_")), ""), None)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return
+    cmd, rest = argv[0], argv[1:]
+    if cmd == "train":
+        sys.argv = ["csim train", *rest]
+        _train()
+    elif cmd == "eval":
+        from csim.eval_cli import main as eval_main
+
+        eval_main(rest)
+    elif cmd == "tables":
+        from csim.tables import main as tables_main
+
+        tables_main(rest)
+    else:
+        print(f"csim: unknown command {cmd!r}\n\n{USAGE}", file=sys.stderr)
+        sys.exit(2)

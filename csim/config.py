@@ -1,0 +1,88 @@
+"""Config helpers: the scale layer, the run identity (config hash) and data-directory paths.
+
+The scale layer. `conf/scale/<name>.yaml` holds a `set:` mapping of dotted keys, a `by_choice:` mapping
+(group -> chosen option -> dotted keys inside that group, e.g. what replaces wiki1m at this scale), and an
+experiment may add `scales.<name>:` entries of its own. They are applied after the experiment (which carries the paper recipe) and
+before the command line, so `scale=cpu trainer.max_steps=50` means what it says. Hydra appends `+exp=` after every
+primary default, so a plain config group cannot sit between the experiment and the command line; this layer does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from csim.errors import CsimError
+
+
+def _override_keys(overrides: list[str]) -> set[str]:
+    keys = set()
+    for o in overrides:
+        k = o.split("=", 1)[0].lstrip("+~")
+        keys.add(k)
+    return keys
+
+
+def apply_scale(cfg: DictConfig, cli_overrides: list[str] = (), choices: dict | None = None) -> DictConfig:
+    """Overlay the scale's values (and the experiment's own `scales.<name>:`) under the command line.
+    `choices` maps config groups to the chosen option (Hydra's runtime.choices)."""
+    name = cfg.scale.name
+    layer = dict(OmegaConf.to_container(cfg.scale.get("set") or {}, resolve=False))
+    for group, options in (cfg.scale.get("by_choice") or {}).items():
+        chosen = (choices or {}).get(group)
+        if chosen in options and cfg.get(group) is not None:
+            for key, value in OmegaConf.to_container(options[chosen], resolve=False).items():
+                layer[f"{group}.{key}"] = value
+    per_exp = cfg.get("scales") or {}
+    if name in per_exp and per_exp[name]:
+        layer.update(OmegaConf.to_container(per_exp[name], resolve=False))
+    cli = _override_keys(list(cli_overrides))
+    with open_dict(cfg):
+        for key, value in layer.items():
+            if any(key == c or key.startswith(c + ".") for c in cli):
+                continue  # the command line wins
+            OmegaConf.update(cfg, key, value, merge=False, force_add=True)
+    return cfg
+
+
+def identity(cfg: DictConfig) -> dict:
+    """The part of the resolved config that determines a run's results."""
+    c = OmegaConf.to_container(cfg, resolve=True)
+    for key in cfg.get("run_identity_exclude", []):
+        parts = key.split(".")
+        node = c
+        for p in parts[:-1]:
+            node = node.get(p, {}) if isinstance(node, dict) else {}
+        if isinstance(node, dict):
+            node.pop(parts[-1], None)
+    c.pop("run_identity_exclude", None)
+    c.pop("scales", None)
+    return c
+
+
+def config_hash(cfg: DictConfig) -> str:
+    blob = json.dumps(identity(cfg), sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:10]
+
+
+def run_dir_for(cfg: DictConfig) -> Path:
+    return Path(cfg.paths.output_root) / "runs" / f"{cfg.name}-{config_hash(cfg)}"
+
+
+def data_path(cfg_or_dir, rel: str, what: str = "data file") -> Path:
+    """Resolve `rel` inside the data directory; a missing file is a clear error naming how to get it."""
+    data_dir = Path(cfg_or_dir.paths.data_dir if hasattr(cfg_or_dir, "paths") else cfg_or_dir)
+    p = Path(rel) if os.path.isabs(rel) else data_dir / rel
+    if not p.exists():
+        raise CsimError(
+            f"Missing {what}: {p} does not exist. csim reads its data from the data directory "
+            f"(paths.data_dir = {data_dir}, overridable with the CSIM_DATA_DIR environment variable). "
+            f"Fix it by linking the offline copy (`make data`, which links ../shared/data to ./data), by downloading "
+            f"the same layout with `python scripts/fetch_data.py --out data`, or by setting CSIM_DATA_DIR to a folder "
+            f"that has {rel}."
+        )
+    return p

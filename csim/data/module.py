@@ -1,0 +1,103 @@
+"""The training data module: read (once), augment (once, seeded per example), tokenise (once), all through
+`datasets.map` with explicit fingerprints so the results are cached; batches are padded dynamically and every view
+of a batch is padded together so the encoder sees them in one forward pass."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from typing import Callable
+
+import datasets
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader
+
+from csim.errors import CsimError
+
+
+def _key(*parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=repr).encode()).hexdigest()[:16]
+
+
+def example_seed(seed: int, index: int) -> int:
+    return (seed * 1_000_003 + index) % (2**63)
+
+
+class TrainDataModule(pl.LightningDataModule):
+    """source: a reader (partial) returning a Dataset with "text" and optional text_pos / text_neg / label / score /
+    following columns. provides: the columns that source yields (checked against the loss and augmentation)."""
+
+    VIEW_COLUMNS = ("view1", "view2", "neg")
+
+    def __init__(self, source: Callable[[], datasets.Dataset], provides: list[str], encoder=None, augment=None,
+                 batch_size: int = 64, seed: int = 42, max_train_examples: int | None = None, num_workers: int = 0,
+                 label_column: str | None = None, cache_dir: str = "cache"):
+        super().__init__()
+        self.source, self.provides = source, list(provides)
+        self.encoder, self.augment = encoder, augment
+        self.batch_size, self.seed, self.num_workers = batch_size, seed, num_workers
+        self.max_train_examples, self.label_column = max_train_examples, label_column
+        self.cache_dir = cache_dir
+        self.train_set = None
+
+    def _augment_fingerprint(self) -> str:
+        state = {k: v for k, v in vars(self.augment).items() if isinstance(v, (int, float, str, bool, list, tuple, type(None)))}
+        return _key(type(self.augment).__qualname__, state)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        raw = self.source()
+        if self.max_train_examples is not None and len(raw) > self.max_train_examples:
+            raw = raw.select(range(self.max_train_examples))
+        for col in getattr(self.augment, "needs", ()):
+            if col not in raw.column_names:
+                raise CsimError(f"The augmentation {type(self.augment).__name__} needs a {col!r} column that the "
+                                f"training data does not have (columns: {raw.column_names}); pick data that provides it.")
+        seed = self.seed
+        augment = self.augment
+        keep = [c for c in ("label", "score") if c in raw.column_names]
+
+        def do_augment(batch, indices):
+            out = augment(batch, [example_seed(seed, i) for i in indices])
+            out.update({c: batch[c] for c in keep})
+            return out
+
+        fp = _key(raw._fingerprint, self._augment_fingerprint(), seed)
+        views = raw.map(do_augment, batched=True, with_indices=True, remove_columns=raw.column_names,
+                        new_fingerprint=fp, desc="augment")
+        encoder = self.encoder
+        present = [c for c in self.VIEW_COLUMNS if c in views.column_names]
+
+        def do_tokenize(batch):
+            out = {}
+            for c in present:
+                for k, v in encoder.tokenize(batch[c]).items():
+                    out[f"{c}.{k}"] = v
+            return out
+
+        tfp = _key(fp, encoder.token_key())
+        self.train_set = views.map(do_tokenize, batched=True, remove_columns=present, new_fingerprint=tfp,
+                                   desc="tokenize")
+        self.view_columns = present
+
+    def collate(self, rows: list[dict]) -> dict:
+        views = []
+        for c in self.view_columns:
+            pre = c + "."
+            views.extend({k[len(pre):]: v for k, v in r.items() if k.startswith(pre)} for r in rows)
+        batch = {"tokens": self.encoder.collate(views), "n_views": len(self.view_columns)}
+        if "label" in rows[0]:
+            batch["labels"] = torch.tensor([r["label"] for r in rows])
+        elif "score" in rows[0]:
+            batch["labels"] = torch.tensor([r["score"] for r in rows], dtype=torch.float)
+        return batch
+
+    def train_dataloader(self) -> DataLoader:
+        g = torch.Generator()
+        g.manual_seed(self.seed)
+        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True, generator=g, drop_last=True,
+                          collate_fn=self.collate, num_workers=self.num_workers,
+                          persistent_workers=self.num_workers > 0)

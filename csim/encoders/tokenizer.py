@@ -1,0 +1,39 @@
+"""Tokenizers: a pretrained one by name or path (hub or local), or a WordPiece trained on a corpus with the
+`tokenizers` library and cached (what the smoke scale and an offline mini encoder without BERT's vocabulary use)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from transformers import AutoTokenizer, BertTokenizerFast, PreTrainedTokenizerBase
+
+
+def get_tokenizer(name_or_path: str | None = None, train_file: str | None = None, vocab_size: int = 8000,
+                  data_dir: str = "data", cache_dir: str = "cache") -> PreTrainedTokenizerBase:
+    """`name_or_path` (a local folder or hub name) wins; otherwise a WordPiece trained on `train_file` (relative to
+    the data directory), cached under `<cache_dir>/tokenizers/<hash>`."""
+    if name_or_path:
+        return AutoTokenizer.from_pretrained(str(name_or_path))
+    from csim.config import data_path
+
+    corpus = data_path(data_dir, train_file, "tokenizer training corpus")
+    key = hashlib.sha256(f"{corpus.resolve()}|{vocab_size}".encode()).hexdigest()[:12]
+    out = Path(cache_dir) / "tokenizers" / f"wordpiece-{vocab_size}-{key}"
+    if (out / "vocab.txt").exists():
+        return BertTokenizerFast.from_pretrained(str(out))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+    from tokenizers import BertWordPieceTokenizer
+
+    tok = BertWordPieceTokenizer(lowercase=True)
+    tok.train([str(corpus)], vocab_size=vocab_size, min_frequency=2, show_progress=False)
+    tmp.mkdir(parents=True, exist_ok=True)
+    tok.save_model(str(tmp))
+    BertTokenizerFast(vocab_file=str(tmp / "vocab.txt"), do_lower_case=True).save_pretrained(str(tmp))
+    try:
+        os.replace(tmp, out)  # atomic: a concurrent builder of the same tokenizer loses the race harmlessly
+    except OSError:
+        pass
+    return BertTokenizerFast.from_pretrained(str(out if out.exists() else tmp))

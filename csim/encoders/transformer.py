@@ -1,0 +1,123 @@
+"""Any Hugging Face encoder (AutoModel) with a pooler: cls (+ SimCSE's Linear+Tanh MLP), cls_before_pooler, mean,
+first_last_avg. `random_init` builds a randomly initialised BERT from a config instead (the smoke scale)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import torch
+from torch import nn
+from transformers import AutoConfig, AutoModel, BertConfig, BertModel
+
+from csim.encoders.base import SentenceEncoder
+from csim.encoders.tokenizer import get_tokenizer
+from csim.errors import CsimError
+from csim.hub import resolve_model
+
+POOLERS = ("cls", "cls_before_pooler", "mean", "first_last_avg")
+_DROPOUT_FIELDS = ("hidden_dropout_prob", "attention_probs_dropout_prob", "dropout", "attention_dropout")
+
+
+class TransformerEncoder(SentenceEncoder):
+    """A transformer + pooler.
+
+    pooler: cls | cls_before_pooler | mean | first_last_avg
+    mlp: for pooler=cls, SimCSE's randomly initialised Linear(d, d)+Tanh over [CLS]: "train_only" (unsup SimCSE:
+         used in training, not at evaluation), "always" (sup SimCSE), or "none".
+    dropout: overrides the model's dropout probabilities (null keeps the checkpoint's).
+    """
+
+    def __init__(self, model_name: str | None = None, pooler: str = "cls", mlp: str = "train_only",
+                 dropout: float | None = None, max_length: int = 32, random_init: dict | None = None,
+                 tokenizer: dict | None = None, data_dir: str = "data", cache_dir: str = "cache"):
+        super().__init__()
+        if pooler not in POOLERS:
+            raise CsimError(f"encoder.pooler={pooler!r} is not a pooler; choose one of {', '.join(POOLERS)}.")
+        if mlp not in ("train_only", "always", "none"):
+            raise CsimError(f"encoder.mlp={mlp!r}: choose train_only, always or none.")
+        if dropout is not None and not (0.0 <= dropout < 1.0):
+            raise CsimError(f"encoder.dropout={dropout} must be in [0, 1).")
+        self.pooler, self.mlp_mode, self.max_length = pooler, mlp, max_length
+        drop = {} if dropout is None else {k: dropout for k in _DROPOUT_FIELDS}
+        if model_name:
+            path = resolve_model(str(model_name))
+            config = AutoConfig.from_pretrained(path)
+            for k, v in drop.items():
+                if hasattr(config, k):
+                    setattr(config, k, v)
+            self.model = AutoModel.from_pretrained(path, config=config, add_pooling_layer=False) \
+                if config.model_type == "bert" else AutoModel.from_pretrained(path, config=config)
+            self.tokenizer = get_tokenizer(path)
+        elif random_init:
+            tok = dict(tokenizer or {})
+            self.tokenizer = get_tokenizer(tok.get("name_or_path"), tok.get("train_file"), tok.get("vocab_size", 8000),
+                                           data_dir=data_dir, cache_dir=cache_dir)
+            kw = dict(random_init)
+            kw.update({k: v for k, v in drop.items() if k in ("hidden_dropout_prob", "attention_probs_dropout_prob")})
+            config = BertConfig(vocab_size=len(self.tokenizer), max_position_embeddings=max(64, max_length), **kw)
+            self.model = BertModel(config, add_pooling_layer=False)
+        else:
+            raise CsimError("The encoder needs encoder.model_name (a hub name or local folder) or encoder.random_init "
+                            "(a BERT config to initialise randomly).")
+        d = self.model.config.hidden_size
+        self.dim = d
+        self.mlp = nn.Sequential(nn.Linear(d, d), nn.Tanh()) if (pooler == "cls" and mlp != "none") else None
+
+    def tokenize(self, texts: list[str]) -> dict[str, list]:
+        enc = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)
+        return {"input_ids": enc["input_ids"]}
+
+    def token_key(self) -> str:
+        from datasets.fingerprint import Hasher
+
+        return Hasher.hash((self.tokenizer, self.max_length))
+
+    def collate(self, rows: list[dict]) -> dict[str, torch.Tensor]:
+        n = max(len(r["input_ids"]) for r in rows)
+        pad = self.tokenizer.pad_token_id or 0
+        ids = torch.full((len(rows), n), pad, dtype=torch.long)
+        mask = torch.zeros((len(rows), n), dtype=torch.long)
+        for i, r in enumerate(rows):
+            L = len(r["input_ids"])
+            ids[i, :L] = torch.as_tensor(r["input_ids"])
+            mask[i, :L] = 1
+        return {"input_ids": ids, "attention_mask": mask}
+
+    def forward(self, batch: dict[str, torch.Tensor], head: bool = False) -> torch.Tensor:
+        want_hidden = self.pooler == "first_last_avg"
+        out = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                         output_hidden_states=want_hidden)
+        mask = batch["attention_mask"].unsqueeze(-1).to(out.last_hidden_state.dtype)
+        if self.pooler in ("cls", "cls_before_pooler"):
+            emb = out.last_hidden_state[:, 0]
+            if self.mlp is not None and (self.mlp_mode == "always" or head):
+                emb = self.mlp(emb)
+            return emb
+        if self.pooler == "mean":
+            h = out.last_hidden_state
+        else:  # first_last_avg, as SimCSE: first transformer layer and last layer
+            h = (out.hidden_states[1] + out.hidden_states[-1]) / 2.0
+        return (h * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+    # --- export -------------------------------------------------------------------------------------------------
+    def save(self, directory) -> None:
+        """Write a Hugging Face folder (config, weights, tokenizer) plus a sentence-transformers folder whose pooling
+        matches the pooler csim evaluates with. Written to a temporary name and renamed."""
+        from csim.encoders.st_export import write_sentence_transformers
+
+        directory = Path(directory)
+        tmp = directory.with_name(directory.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        self.model.save_pretrained(str(tmp))
+        self.tokenizer.save_pretrained(str(tmp))
+        with open(tmp / "csim_pooler.json", "w") as f:
+            json.dump({"pooler": self.pooler, "mlp": self.mlp_mode, "max_length": self.max_length}, f)
+        if self.mlp is not None:
+            torch.save(self.mlp.state_dict(), tmp / "csim_mlp.pt")
+        write_sentence_transformers(tmp, self)
+        shutil.rmtree(directory, ignore_errors=True)
+        os.replace(tmp, directory)

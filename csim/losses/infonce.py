@@ -1,0 +1,43 @@
+"""InfoNCE as in SimCSE (Gao et al. 2021, Eq. 1 and 5)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from csim.errors import CsimError
+
+
+class InfoNCE(nn.Module):
+    """SimCSE's contrastive objective.
+
+    Inputs: emb_a [N, d] (anchors), emb_b [N, d] (positives, row i pairs with anchor i); optional emb_neg [N, d]
+    (hard negatives, supervised SimCSE). Labels are not used.
+    logits[i, j] = cos(a_i, b_j) / temperature  (N x N; with hard negatives N x 2N, SimCSE's `hard_negative_weight`
+    added to the logit of each anchor's own hard negative, SimCSE's code, default 0);
+    loss = cross-entropy(logits, arange(N)).
+    """
+
+    needs_labels = False
+    needs_negatives = False
+    in_batch_negatives = True
+
+    def __init__(self, temperature: float = 0.05, hard_negative_weight: float = 0.0):
+        super().__init__()
+        if temperature <= 0:
+            raise CsimError(f"loss.temperature={temperature} must be > 0 (SimCSE uses 0.05).")
+        self.temperature = temperature
+        self.hard_negative_weight = hard_negative_weight
+
+    def forward(self, emb_a, emb_b, labels=None, emb_neg=None):
+        a = F.normalize(emb_a, dim=-1)
+        logits = a @ F.normalize(emb_b, dim=-1).T / self.temperature
+        if emb_neg is not None:
+            neg = a @ F.normalize(emb_neg, dim=-1).T / self.temperature
+            if self.hard_negative_weight:
+                # SimCSE adds the weight to the logits on the diagonal of the hard-negative block
+                neg = neg + self.hard_negative_weight * torch.eye(neg.shape[0], device=neg.device, dtype=neg.dtype)
+            logits = torch.cat([logits, neg], dim=1)
+        target = torch.arange(a.shape[0], device=a.device)
+        return F.cross_entropy(logits, target)

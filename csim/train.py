@@ -1,0 +1,81 @@
+"""One training run: instantiate the configured parts, fit with Lightning, test the best weights, write outputs.
+
+The run directory is <output_root>/runs/<name>-<config hash>: the same resolved config (and seed) always maps to
+the same directory, so re-running a command resumes it (from checkpoints/last.ckpt) or, once metrics.json exists,
+returns the finished result without recomputing (what `csim tables` relies on).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from csim.callbacks import STSEvaluation
+from csim.config import run_dir_for
+from csim.outputs import git_commit, read_metrics, write_json_atomic, write_text_atomic
+from csim.validate import validate_config
+
+
+def prepare(cfg: DictConfig) -> DictConfig:
+    with open_dict(cfg):
+        cfg.run_dir = str(run_dir_for(cfg))
+    return cfg
+
+
+def train(cfg: DictConfig) -> dict:
+    t0 = time.time()
+    cfg = prepare(cfg)
+    run_dir = Path(cfg.run_dir)
+    done = read_metrics(run_dir)
+    if done is not None and cfg.resume:
+        print(f"[csim] {run_dir} already finished (metrics.json); not recomputing. Use resume=false to start over.")
+        return done
+    if not cfg.resume:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    torch.set_num_threads(int(cfg.threads))
+    augment = instantiate(cfg.augment) if cfg.get("augment") else None  # cheap; validates its own fields
+    loss = instantiate(cfg.loss) if cfg.get("loss") else None
+    validate_config(cfg, loss)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+
+    pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    encoder = instantiate(cfg.encoder)
+    module = instantiate(cfg.module, encoder=encoder, loss=loss)
+    data = instantiate(cfg.data, encoder=module.encoder, augment=augment)
+    evaluation = STSEvaluation(cfg.eval.tasks, cfg.eval.every_n_steps, cfg.paths.data_dir, cfg.eval.max_pairs,
+                               cfg.eval.batch_size, best_path=run_dir / "best_encoder.pt")
+    last = pl.callbacks.ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="step{step}", save_top_k=0,
+                                        save_last=True, every_n_train_steps=int(cfg.eval.every_n_steps))
+    trainer = pl.Trainer(**cfg.trainer, logger=instantiate(cfg.logger), callbacks=[evaluation, last],
+                         default_root_dir=str(run_dir), enable_model_summary=False)
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    trainer.fit(module, datamodule=data, ckpt_path=str(ckpt) if ckpt.exists() else None)
+
+    if evaluation.best_path.exists():
+        module.encoder.load_state_dict(torch.load(evaluation.best_path, weights_only=True))
+    test = {}
+    for name in cfg.eval.test_tasks:
+        from csim.evaluate import evaluate_sts, load_task
+
+        test.update(evaluate_sts(module.encoder, load_task(name, cfg.paths.data_dir, cfg.eval.max_pairs), name,
+                                 batch_size=cfg.eval.batch_size))
+    module.encoder.save(run_dir / "model")
+    metrics = {
+        "name": cfg.name, "scale": cfg.scale.name, "seed": int(cfg.seed),
+        f"best_{evaluation.monitor}": evaluation.best, "best_step": evaluation.best_step,
+        **test, "steps": int(trainer.global_step), "wall_seconds": round(time.time() - t0, 2),
+        "git_commit": git_commit(), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "history": evaluation.history,
+    }
+    write_json_atomic(run_dir / "metrics.json", metrics)
+    shown = {k: v for k, v in metrics.items() if k.endswith("spearman") or k in ("best_step", "steps", "wall_seconds")}
+    print(f"[csim] done: {json.dumps(shown)}\n[csim] run directory: {run_dir}", flush=True)
+    return metrics
