@@ -19,6 +19,18 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from csim.errors import CsimError
 
 
+def _pkg_path(module: str) -> str:
+    """${pkg_path:NAME}: the folder of an installed Python package (e.g. data shipped in a wheel)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(module)
+    return str(Path(spec.origin).parent) if spec and spec.origin else f"<package {module} not installed>"
+
+
+if not OmegaConf.has_resolver("pkg_path"):
+    OmegaConf.register_new_resolver("pkg_path", _pkg_path)
+
+
 def _override_keys(overrides: list[str]) -> set[str]:
     keys = set()
     for o in overrides:
@@ -31,7 +43,7 @@ def apply_scale(cfg: DictConfig, cli_overrides: list[str] = (), choices: dict | 
     """Overlay the scale's values (and the experiment's own `scales.<name>:`) under the command line.
     `choices` maps config groups to the chosen option (Hydra's runtime.choices)."""
     name = cfg.scale.name
-    layer = dict(OmegaConf.to_container(cfg.scale.get("set") or {}, resolve=False))
+    layer = dict(OmegaConf.to_container(cfg.scale.set, resolve=False)) if cfg.scale.get("set") else {}
     for group, options in (cfg.scale.get("by_choice") or {}).items():
         chosen = (choices or {}).get(group)
         if chosen in options and cfg.get(group) is not None:

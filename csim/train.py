@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from csim.callbacks import STSEvaluation
 from csim.config import run_dir_for
-from csim.outputs import git_commit, read_metrics, write_json_atomic, write_text_atomic
+from csim.outputs import copy_tree_atomic, git_commit, read_metrics, write_json_atomic, write_text_atomic
 from csim.validate import validate_config
 
 
@@ -59,7 +59,7 @@ def train(cfg: DictConfig) -> dict:
     ckpt = run_dir / "checkpoints" / "last.ckpt"
     trainer.fit(module, datamodule=data, ckpt_path=str(ckpt) if ckpt.exists() else None)
 
-    if evaluation.best_path.exists():
+    if cfg.eval.select_best and evaluation.best_path.exists():
         module.encoder.load_state_dict(torch.load(evaluation.best_path, weights_only=True))
     test = {}
     for name in cfg.eval.test_tasks:
@@ -67,7 +67,10 @@ def train(cfg: DictConfig) -> dict:
 
         test.update(evaluate_sts(module.encoder, load_task(name, cfg.paths.data_dir, cfg.eval.max_pairs), name,
                                  batch_size=cfg.eval.batch_size))
-    module.encoder.save(run_dir / "model")
+    export = getattr(module, "export", module.encoder.save)
+    export(run_dir / "model")
+    if cfg.get("export_dir"):
+        copy_tree_atomic(run_dir / "model", Path(cfg.export_dir))
     metrics = {
         "name": cfg.name, "scale": cfg.scale.name, "seed": int(cfg.seed),
         f"best_{evaluation.monitor}": evaluation.best, "best_step": evaluation.best_step,

@@ -11,11 +11,23 @@ from transformers import AutoTokenizer, BertTokenizerFast, PreTrainedTokenizerBa
 
 
 def get_tokenizer(name_or_path: str | None = None, train_file: str | None = None, vocab_size: int = 8000,
-                  data_dir: str = "data", cache_dir: str = "cache") -> PreTrainedTokenizerBase:
-    """`name_or_path` (a local folder or hub name) wins; otherwise a WordPiece trained on `train_file` (relative to
-    the data directory), cached under `<cache_dir>/tokenizers/<hash>`."""
+                  data_dir: str = "data", cache_dir: str = "cache", offline_copies: list[str] = ()) -> PreTrainedTokenizerBase:
+    """`name_or_path` (a local folder, or a hub name when the hub or its cache has it) wins; then the first existing
+    folder of `offline_copies` (local copies of that same tokenizer); otherwise a WordPiece trained on `train_file`
+    (relative to the data directory) with the `tokenizers` library, cached under `<cache_dir>/tokenizers/<hash>`."""
     if name_or_path:
-        return AutoTokenizer.from_pretrained(str(name_or_path))
+        from csim.hub import hub_reachable, in_hf_cache
+
+        if Path(name_or_path).is_dir() or in_hf_cache(name_or_path) or hub_reachable():
+            return AutoTokenizer.from_pretrained(str(name_or_path))
+        for copy in offline_copies or ():
+            if Path(copy).is_dir():
+                return AutoTokenizer.from_pretrained(str(copy))
+        if not train_file:
+            from csim.errors import CsimError
+
+            raise CsimError(f"Tokenizer {name_or_path!r} is not available offline and no offline copy or train_file "
+                            f"is configured (encoder.tokenizer).")
     from csim.config import data_path
 
     corpus = data_path(data_dir, train_file, "tokenizer training corpus")

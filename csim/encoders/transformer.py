@@ -53,8 +53,7 @@ class TransformerEncoder(SentenceEncoder):
             self.tokenizer = get_tokenizer(path)
         elif random_init:
             tok = dict(tokenizer or {})
-            self.tokenizer = get_tokenizer(tok.get("name_or_path"), tok.get("train_file"), tok.get("vocab_size", 8000),
-                                           data_dir=data_dir, cache_dir=cache_dir)
+            self.tokenizer = get_tokenizer(data_dir=data_dir, cache_dir=cache_dir, **tok)
             kw = dict(random_init)
             kw.update({k: v for k, v in drop.items() if k in ("hidden_dropout_prob", "attention_probs_dropout_prob")})
             config = BertConfig(vocab_size=len(self.tokenizer), max_position_embeddings=max(64, max_length), **kw)

@@ -1,0 +1,164 @@
+"""Masked-language-model pretraining of the cpu-scale mini encoder (`csim train +exp=mlm_pretrain`).
+
+A BERT built from a config, 15% masking with 80/10/10 (transformers' DataCollatorForLanguageModeling), the vocabulary
+projection computed only at masked positions (projecting every position onto a 30k vocabulary costs several times
+the rest of the step on a CPU). Token embeddings can start from GloVe: each whole-word WordPiece token that GloVe
+knows gets its vector through a fixed random orthonormal projection to the hidden size. Saved as a normal HF folder
+with its MLM head (BertForMaskedLM), so AutoModel and AutoModelForMaskedLM both load it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import datasets
+import numpy as np
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+from transformers import BertForMaskedLM, DataCollatorForLanguageModeling, get_linear_schedule_with_warmup
+
+from csim.encoders.transformer import TransformerEncoder
+
+
+def glove_init(embeddings: torch.nn.Embedding, tokenizer, glove_path: str | None, seed: int) -> int:
+    """Overwrite rows of whole-word tokens with projected GloVe vectors; returns how many rows were set."""
+    from csim.glove import load_glove
+
+    index, vectors = load_glove(glove_path)
+    d_in, d_out = vectors.shape[1], embeddings.weight.shape[1]
+    g = np.random.default_rng(seed)
+    q, _ = np.linalg.qr(g.standard_normal((d_out, d_in)))  # d_out x d_in, orthonormal columns
+    proj = q.T.astype(np.float32)                         # d_in -> d_out, norm-preserving
+    n = 0
+    with torch.no_grad():
+        for token, tid in tokenizer.get_vocab().items():
+            if token.startswith("##") or token.startswith("[") or token not in index:
+                continue
+            embeddings.weight[tid] = torch.from_numpy(vectors[index[token]] @ proj)
+            n += 1
+    return n
+
+
+class MLMModule(pl.LightningModule):
+    """`encoder` is a TransformerEncoder sharing the BERT body, so STS evaluation and export work as for any run."""
+
+    def __init__(self, encoder: TransformerEncoder, lr: float = 1e-3, weight_decay: float = 0.01,
+                 warmup_ratio: float = 0.06, glove_init: bool = True, glove_path: str | None = None, seed: int = 42,
+                 loss=None):
+        super().__init__()
+        self.encoder = encoder
+        self.mlm = BertForMaskedLM(encoder.model.config)  # the shape comes from encoder.random_init
+        encoder.model = self.mlm.bert  # one body: what the encoder evaluates is what MLM trains
+        self.lr, self.weight_decay, self.warmup_ratio = lr, weight_decay, warmup_ratio
+        self.glove_rows = glove_init and glove_init_rows(self.mlm, encoder.tokenizer, glove_path, seed) or 0
+
+    def mlm_loss(self, batch):
+        labels = batch["labels"]
+        hidden = self.mlm.bert(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+        where = labels != -100
+        logits = self.mlm.cls(hidden[where])
+        target = labels[where]
+        return F.cross_entropy(logits, target), (logits.argmax(-1) == target).float().mean()
+
+    def training_step(self, batch, batch_idx):
+        loss, acc = self.mlm_loss(batch)
+        self.log_dict({"train/mlm_loss": loss, "train/mlm_acc": acc}, prog_bar=True, on_step=True, on_epoch=False)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        loss, acc = self.mlm_loss(batch)
+        n = int((batch["labels"] != -100).sum())
+        self.log_dict({"val/mlm_loss": loss, "val/mlm_acc": acc}, on_epoch=True, batch_size=n)
+
+    def configure_optimizers(self):
+        decay = [p for n, p in self.mlm.named_parameters() if p.ndim >= 2 and "LayerNorm" not in n]
+        rest = [p for n, p in self.mlm.named_parameters() if not (p.ndim >= 2 and "LayerNorm" not in n)]
+        opt = torch.optim.AdamW([{"params": decay, "weight_decay": self.weight_decay},
+                                 {"params": rest, "weight_decay": 0.0}], lr=self.lr)
+        total = int(self.trainer.estimated_stepping_batches)
+        sched = get_linear_schedule_with_warmup(opt, int(self.warmup_ratio * total), total)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def export(self, directory) -> None:
+        """The HF folder with the MLM head (BertForMaskedLM + tokenizer), written atomically."""
+        directory = Path(directory)
+        tmp = directory.with_name(directory.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        self.mlm.save_pretrained(str(tmp))
+        self.encoder.tokenizer.save_pretrained(str(tmp))
+        shutil.rmtree(directory, ignore_errors=True)
+        os.replace(tmp, directory)
+
+
+def glove_init_rows(mlm: BertForMaskedLM, tokenizer, glove_path, seed) -> int:
+    return glove_init(mlm.bert.embeddings.word_embeddings, tokenizer, glove_path, seed)
+
+
+def _eval_sentences(data_dir: str) -> set[str]:
+    """Every sentence of STS-B, STS12-16 and SICK, lower-cased: never trained on."""
+    from csim.evaluate import TASKS
+
+    out: set[str] = set()
+    for name, reader in TASKS.items():
+        try:
+            ds = reader(data_dir)
+        except Exception:
+            continue
+        out.update(s.strip().lower() for s in ds["s1"])
+        out.update(s.strip().lower() for s in ds["s2"])
+    return out
+
+
+class MLMDataModule(pl.LightningDataModule):
+    """Corpus lines -> tokenised once (datasets.map, cached); masks drawn per batch by the collator; a held-out slice
+    with fixed masks gives the masked-token accuracy curve."""
+
+    def __init__(self, source, encoder=None, augment=None, batch_size: int = 128, seed: int = 42,
+                 heldout: int = 2000, max_train_examples: int | None = None, data_dir: str = "data",
+                 num_workers: int = 0, provides=("text",)):
+        super().__init__()
+        self.source, self.encoder, self.batch_size, self.seed = source, encoder, batch_size, seed
+        self.heldout, self.max_train_examples, self.data_dir, self.num_workers = heldout, max_train_examples, data_dir, num_workers
+        self.collator = DataCollatorForLanguageModeling(encoder.tokenizer, mlm_probability=0.15)
+        self.train_set = None
+
+    def setup(self, stage=None):
+        if self.train_set is not None:
+            return
+        raw = self.source()
+        banned = _eval_sentences(self.data_dir)
+        raw = raw.filter(lambda b: [t.strip().lower() not in banned for t in b["text"]], batched=True)
+        split = raw.train_test_split(test_size=self.heldout, seed=self.seed, shuffle=True)
+        train = split["train"]
+        if self.max_train_examples is not None and len(train) > self.max_train_examples:
+            train = train.select(range(self.max_train_examples))
+        enc = self.encoder
+        tok = lambda b: enc.tokenize(b["text"])  # noqa: E731
+        self.train_set = train.map(tok, batched=True, remove_columns=["text"], desc="tokenize",
+                                   new_fingerprint=f"{train._fingerprint}-{enc.token_key()}")
+        val = split["test"].map(tok, batched=True, remove_columns=["text"],
+                                new_fingerprint=f"{split['test']._fingerprint}-{enc.token_key()}")
+        # fixed masks for the held-out set, so its curve compares like with like
+        g = torch.get_rng_state()
+        torch.manual_seed(self.seed)
+        self.val_batches = [self._collate([val[j] for j in range(i, min(i + 256, len(val)))])
+                            for i in range(0, len(val), 256)]
+        torch.set_rng_state(g)
+
+    def _collate(self, rows):
+        b = self.collator([{"input_ids": r["input_ids"]} for r in rows])
+        b["attention_mask"] = (b["input_ids"] != self.encoder.tokenizer.pad_token_id).long()
+        return b
+
+    def train_dataloader(self):
+        g = torch.Generator()
+        g.manual_seed(self.seed)
+        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True, generator=g, drop_last=True,
+                          collate_fn=self._collate, num_workers=self.num_workers)
+
+    def val_dataloader(self):
+        return DataLoader(self.val_batches, batch_size=None)
