@@ -32,12 +32,7 @@ class STSEvaluation(pl.Callback):
             return {}
         self._last_eval_step = step
         t0 = time.perf_counter()
-        metrics: dict[str, float] = {}
-        for name, ds in self.data.items():
-            metrics.update(evaluate_sts(pl_module.encoder, ds, name, batch_size=self.batch_size))
-        extra = getattr(pl_module.encoder, "eval_extras", None)
-        if extra is not None:
-            metrics.update(extra(self.data[self.tasks[0]], self.tasks[0]))
+        metrics = self.score(pl_module)
         if metrics[self.monitor] > self.best:
             self.best, self.best_step = metrics[self.monitor], step
             if self.best_path is not None:
@@ -50,6 +45,12 @@ class STSEvaluation(pl.Callback):
         if trainer.is_global_zero:
             pretty = " ".join(f"{k}={v:.2f}" for k, v in metrics.items())
             print(f"[eval] step {step}: {pretty} (best {self.best:.2f} @ {self.best_step})", flush=True)
+        return metrics
+
+    def score(self, pl_module) -> dict[str, float]:
+        metrics: dict[str, float] = {}
+        for name, ds in self.data.items():
+            metrics.update(evaluate_sts(pl_module.encoder, ds, name, batch_size=self.batch_size))
         return metrics
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):

@@ -61,6 +61,27 @@ def apply_scale(cfg: DictConfig, cli_overrides: list[str] = (), choices: dict | 
     return cfg
 
 
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+
+def compose_run(overrides: list[str]) -> DictConfig:
+    """Compose conf/ with `overrides` and apply the scale layer exactly as `csim train` does; works inside a running
+    Hydra app (e.g. a stage of a two-stage experiment) and outside one (tests, the tables runner)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    overrides = list(overrides)
+    if GlobalHydra.instance().is_initialized():
+        cfg = compose("config", overrides=overrides, return_hydra_config=True)
+    else:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = compose("config", overrides=overrides, return_hydra_config=True)
+    choices = dict(cfg.hydra.runtime.choices)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return apply_scale(cfg, overrides, choices)
+
+
 def identity(cfg: DictConfig) -> dict:
     """The part of the resolved config that determines a run's results."""
     c = OmegaConf.to_container(cfg, resolve=True)

@@ -47,6 +47,10 @@ def train(cfg: DictConfig) -> dict:
     write_text_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
 
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    if cfg.get("init_from"):
+        # a two-stage experiment (e.g. SBERT NLI -> STSb): run (or reuse) the first stage, start from its model
+        with open_dict(cfg):
+            cfg.encoder.model_name = str(Path(first_stage(cfg)["run_dir"]) / "model")
     encoder = instantiate(cfg.encoder)
     module = instantiate(cfg.module, encoder=encoder, loss=loss)
     data = instantiate(cfg.data, encoder=module.encoder, augment=augment)
@@ -57,7 +61,11 @@ def train(cfg: DictConfig) -> dict:
     trainer = pl.Trainer(**cfg.trainer, logger=instantiate(cfg.logger), callbacks=[evaluation, last],
                          default_root_dir=str(run_dir), enable_model_summary=False)
     ckpt = run_dir / "checkpoints" / "last.ckpt"
-    trainer.fit(module, datamodule=data, ckpt_path=str(ckpt) if ckpt.exists() else None)
+    if int(cfg.trainer.max_steps) != 0:  # max_steps=0: a system with no training step is evaluated as it is
+        trainer.fit(module, datamodule=data, ckpt_path=str(ckpt) if ckpt.exists() else None)
+    else:
+        evaluation.history.append({"step": 0, **evaluation.score(module)})
+        evaluation.best, evaluation.best_step = evaluation.history[-1][evaluation.monitor], 0
 
     if cfg.eval.select_best and evaluation.best_path.exists():
         module.encoder.load_state_dict(torch.load(evaluation.best_path, weights_only=True))
@@ -72,7 +80,7 @@ def train(cfg: DictConfig) -> dict:
     if cfg.get("export_dir"):
         copy_tree_atomic(run_dir / "model", Path(cfg.export_dir))
     metrics = {
-        "name": cfg.name, "scale": cfg.scale.name, "seed": int(cfg.seed),
+        "name": cfg.name, "run_dir": str(run_dir), "scale": cfg.scale.name, "seed": int(cfg.seed),
         f"best_{evaluation.monitor}": evaluation.best, "best_step": evaluation.best_step,
         **test, "steps": int(trainer.global_step), "wall_seconds": round(time.time() - t0, 2),
         "git_commit": git_commit(), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -82,3 +90,13 @@ def train(cfg: DictConfig) -> dict:
     shown = {k: v for k, v in metrics.items() if k.endswith("spearman") or k in ("best_step", "steps", "wall_seconds")}
     print(f"[csim] done: {json.dumps(shown)}\n[csim] run directory: {run_dir}", flush=True)
     return metrics
+
+
+def first_stage(cfg: DictConfig) -> dict:
+    """Run or reuse the run named by `init_from` (overrides), at the same scale, seed and paths."""
+    from csim.config import compose_run
+
+    same = [f"scale={cfg.scale.name}", f"seed={cfg.seed}", f"paths.data_dir={cfg.paths.data_dir}",
+            f"paths.output_root={cfg.paths.output_root}", f"paths.cache_dir={cfg.paths.cache_dir}",
+            f"paths.models_dir={cfg.paths.models_dir}", f"threads={cfg.threads}"]
+    return train(compose_run([*cfg.init_from, *same]))

@@ -18,24 +18,14 @@ DATA = Path(os.environ.get("CSIM_DATA_DIR", ROOT / "data")).resolve()
 
 def compose(overrides: list[str], output_root: Path | None = None, cache_dir: Path | None = None):
     """Compose conf/ with `overrides` and apply the scale layer, as the CLI does."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
-    from csim.config import apply_scale
+    from csim.config import compose_run
 
     extra = [f"paths.data_dir={DATA}"]
     if output_root is not None:
         extra.append(f"paths.output_root={output_root}")
     if cache_dir is not None:
         extra.append(f"paths.cache_dir={cache_dir}")
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = hydra_compose("config", overrides=list(overrides) + extra, return_hydra_config=True)
-    choices = dict(cfg.hydra.runtime.choices)
-    from omegaconf import open_dict
-
-    with open_dict(cfg):
-        del cfg["hydra"]
-    return apply_scale(cfg, list(overrides) + extra, choices)
+    return compose_run(list(overrides) + extra)
 
 
 @pytest.fixture(scope="session")
