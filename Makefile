@@ -34,5 +34,23 @@ test: install data
 smoke: install data
 	$(BIN)/csim train +exp=simcse_unsup scale=smoke
 
+# The cpu-scale mini encoder: MLM pretraining (~45-60 min on 2 cores, once; reused from outputs/ and models/),
+# then results/mini_encoder.md (pretrained vs random start, before/after a short unsup SimCSE run).
+mini-encoder: install data
+	$(BIN)/csim train +exp=mlm_pretrain
+	$(BIN)/python scripts/mini_encoder_report.py
+
+# The paper tables (conf/tables/*.yaml) next to the published numbers, in results/tables/$(SCALE)/ (csim/tables.py).
+# Finished cells are reused from their committed records (results/tables/<scale>/<table>/rows/) or run directories,
+# so an interrupted run resumes with the missing cells. SEEDS=42,43,44 gives mean ± sd; TABLE=name runs one table.
+reproduce-tables: install data
+	@if [ "$(SCALE)" = cpu ] && [ ! -d "$${CSIM_MODELS_DIR:-models}/mini-bert" ]; then $(MAKE) mini-encoder; fi
+	$(BIN)/csim tables --scale $(SCALE) --seeds $(SEEDS) $(if $(TABLE),--table $(TABLE))
+
+# csim vs sentence-transformers side by side (training, encoding, matmul peak, MLM step) -> results/bench.md;
+# under 15 minutes on 2 cores. Run it on a quiet machine: other processes slow both sides.
+bench: install data
+	$(BIN)/python scripts/bench.py
+
 clean:
 	rm -rf outputs cache

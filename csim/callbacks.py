@@ -1,4 +1,5 @@
-"""Lightning callbacks: STS evaluation every k steps with best tracking."""
+"""Lightning callbacks: STS evaluation every k steps with best tracking, alignment/uniformity at every evaluation and
+their trajectory plotted into the run directory at the end of training."""
 
 from __future__ import annotations
 
@@ -9,18 +10,32 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 
-from csim.evaluate import evaluate_sts, load_task
+from csim.evaluate import evaluate_sts, geometry_only, load_task
+
+PLOT_NAME = "alignment_uniformity.png"
 
 
 class STSEvaluation(pl.Callback):
     """Every `every_n_steps` optimizer steps and at the last step, score the dev tasks with the module's encoder and
     log `<task>_spearman`; the first task's score selects the best weights ("monitor"), which are written to
-    `best_path` (encoder weights only, atomically) for the final test."""
+    `best_path` (encoder weights only, atomically) for the final test.
+
+    geometry_task: the STS set whose alignment and uniformity (csim.geometry; SimCSE §5) are logged at every
+    evaluation as `<task>_alignment` / `<task>_uniformity` (STS-B dev by default; None: off). They come from the same
+    embeddings as its Spearman when it is also an evaluated task. At the end of training the trajectory is plotted to
+    `plot_path` (default: <trainer.default_root_dir>/alignment_uniformity.png, the run directory)."""
 
     def __init__(self, tasks: list[str], every_n_steps: int, data_dir: str, max_pairs: int | None = None,
-                 batch_size: int = 128, best_path: str | Path | None = None):
+                 batch_size: int = 128, best_path: str | Path | None = None, geometry_task: str | None = "stsb_dev",
+                 plot_path: str | Path | None = None):
         self.tasks, self.every, self.batch_size = list(tasks), int(every_n_steps), batch_size
         self.data = {t: load_task(t, data_dir, max_pairs) for t in self.tasks}  # read once, before training
+        self.geometry_task = geometry_task
+        if geometry_task and geometry_task not in self.data:
+            self.geometry_data = load_task(geometry_task, data_dir, max_pairs)
+        else:
+            self.geometry_data = None
+        self.plot_path = Path(plot_path) if plot_path else None
         self.monitor = f"{self.tasks[0]}_spearman"
         self.best, self.best_step, self.history = float("-inf"), -1, []
         self._last_eval_step = -1
@@ -48,14 +63,34 @@ class STSEvaluation(pl.Callback):
         return metrics
 
     def score(self, pl_module) -> dict[str, float]:
+        encoder = pl_module.encoder
+        geometry = bool(self.geometry_task) and hasattr(encoder, "encode")  # a bi-encoder: embeddings to measure
         metrics: dict[str, float] = {}
         for name, ds in self.data.items():
-            metrics.update(evaluate_sts(pl_module.encoder, ds, name, batch_size=self.batch_size))
+            metrics.update(evaluate_sts(encoder, ds, name, batch_size=self.batch_size,
+                                        geometry=geometry and name == self.geometry_task))
+        if geometry and self.geometry_data is not None:
+            metrics.update(geometry_only(encoder, self.geometry_data, self.geometry_task, batch_size=self.batch_size))
         return metrics
+
+    def on_train_end(self, trainer, pl_module):
+        if not (self.geometry_task and trainer.is_global_zero):
+            return
+        from csim.geometry import plot_trajectory
+
+        path = self.plot_path or Path(trainer.default_root_dir) / PLOT_NAME
+        if plot_trajectory(self.history, path, prefix=self.geometry_task):
+            print(f"[eval] alignment/uniformity trajectory: {path}", flush=True)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         step = trainer.global_step
         if step > 0 and (step % self.every == 0 or (trainer.max_steps > 0 and step >= trainer.max_steps)):
+            self.run(trainer, pl_module)
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        # epoch-bounded runs (trainer.max_epochs, e.g. SBERT's 1 NLI epoch) are evaluated at each epoch's end too,
+        # as sentence-transformers' fit() does; a step already evaluated is not evaluated again
+        if trainer.global_step > 0:
             self.run(trainer, pl_module)
 
     def state_dict(self):

@@ -29,8 +29,13 @@ def _train(cfg: DictConfig) -> float | None:
         hc = HydraConfig.get()
         apply_scale(cfg, hc.overrides.task, dict(hc.runtime.choices))
         metrics = train(cfg)
-    except CsimError as e:
-        print(f"csim: error: {e}", file=sys.stderr, flush=True)
+    except Exception as e:  # noqa: BLE001 - a CsimError may arrive wrapped (hydra's InstantiationException)
+        cause = e
+        while cause is not None and not isinstance(cause, CsimError):
+            cause = cause.__cause__
+        if cause is None:
+            raise
+        print(f"csim: error: {cause}", file=sys.stderr, flush=True)
         sys.exit(2)
     return metrics.get(next((k for k in metrics if k.startswith("best_")), ""), None)
 

@@ -39,11 +39,20 @@ def _override_keys(overrides: list[str]) -> set[str]:
     return keys
 
 
+def _has_key(cfg: DictConfig, key: str) -> bool:
+    parent, _, leaf = key.rpartition(".")
+    node = OmegaConf.select(cfg, parent) if parent else cfg
+    return isinstance(node, DictConfig) and leaf in node
+
+
 def apply_scale(cfg: DictConfig, cli_overrides: list[str] = (), choices: dict | None = None) -> DictConfig:
     """Overlay the scale's values (and the experiment's own `scales.<name>:`) under the command line.
     `choices` maps config groups to the chosen option (Hydra's runtime.choices)."""
     name = cfg.scale.name
     layer = dict(OmegaConf.to_container(cfg.scale.set, resolve=False)) if cfg.scale.get("set") else {}
+    # `set:` is generic: a key applies only where the composed config has it (encoder.model_name changes a
+    # transformer encoder, not a GloVe one; data.max_train_examples nothing when data is null)
+    layer = {k: v for k, v in layer.items() if _has_key(cfg, k)}
     for group, options in (cfg.scale.get("by_choice") or {}).items():
         chosen = (choices or {}).get(group)
         if chosen in options and cfg.get(group) is not None:
@@ -94,7 +103,17 @@ def identity(cfg: DictConfig) -> dict:
             node.pop(parts[-1], None)
     c.pop("run_identity_exclude", None)
     c.pop("scales", None)
-    return c
+    return _drop_nulls(c)
+
+
+def _drop_nulls(node):
+    """Null-valued keys do not enter the identity, so adding a new optional (null by default) setting to the configs
+    leaves existing runs' hashes, and so their run directories and committed table rows, valid."""
+    if isinstance(node, dict):
+        return {k: _drop_nulls(v) for k, v in node.items() if v is not None}
+    if isinstance(node, list):
+        return [_drop_nulls(v) for v in node]
+    return node
 
 
 def config_hash(cfg: DictConfig) -> str:

@@ -27,6 +27,8 @@ class SentenceModule(pl.LightningModule):
                  two_encoders: bool = False, fused_adamw: bool = False):
         super().__init__()
         self.encoder, self.loss = encoder, loss
+        if hasattr(loss, "bind"):  # a loss with parameters sized by the encoder (SBERT's softmax classifier)
+            loss.bind(encoder.dim)
         self.encoder2 = copy.deepcopy(encoder) if two_encoders else None
         self.lr, self.weight_decay, self.warmup_ratio, self.fused_adamw = lr, weight_decay, warmup_ratio, fused_adamw
 

@@ -9,6 +9,7 @@ with its MLM head (BertForMaskedLM), so AutoModel and AutoModelForMaskedLM both 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -131,7 +132,10 @@ class MLMDataModule(pl.LightningDataModule):
             return
         raw = self.source()
         banned = _eval_sentences(self.data_dir)
-        raw = raw.filter(lambda b: [t.strip().lower() not in banned for t in b["text"]], batched=True)
+        # explicit fingerprint: hashing the closure's set is not stable across processes (string hash seeds)
+        key = hashlib.sha256("\n".join(sorted(banned)).encode()).hexdigest()[:16]
+        raw = raw.filter(lambda b: [t.strip().lower() not in banned for t in b["text"]], batched=True,
+                         new_fingerprint=f"{raw._fingerprint}-no-eval-{key}")
         split = raw.train_test_split(test_size=self.heldout, seed=self.seed, shuffle=True)
         train = split["train"]
         if self.max_train_examples is not None and len(train) > self.max_train_examples:

@@ -14,13 +14,29 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from csim.callbacks import STSEvaluation
+from csim.checkpointing import AtomicCheckpointIO, RNGState
 from csim.config import run_dir_for
+from csim.errors import CsimError
 from csim.outputs import copy_tree_atomic, git_commit, read_metrics, write_json_atomic, write_text_atomic
 from csim.validate import validate_config
+
+
+def build(node, **kwargs):
+    """hydra.utils.instantiate, with a CsimError raised inside a constructor surfacing as itself (Hydra wraps it)."""
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as e:
+        cause = e.__cause__
+        while cause is not None and not isinstance(cause, CsimError):
+            cause = cause.__cause__
+        if cause is not None:
+            raise cause from None
+        raise
 
 
 def prepare(cfg: DictConfig) -> DictConfig:
@@ -35,13 +51,15 @@ def train(cfg: DictConfig) -> dict:
     run_dir = Path(cfg.run_dir)
     done = read_metrics(run_dir)
     if done is not None and cfg.resume:
+        if cfg.get("export_dir") and not Path(cfg.export_dir).exists():
+            copy_tree_atomic(run_dir / "model", Path(cfg.export_dir))
         print(f"[csim] {run_dir} already finished (metrics.json); not recomputing. Use resume=false to start over.")
         return done
     if not cfg.resume:
         shutil.rmtree(run_dir, ignore_errors=True)
     torch.set_num_threads(int(cfg.threads))
-    augment = instantiate(cfg.augment) if cfg.get("augment") else None  # cheap; validates its own fields
-    loss = instantiate(cfg.loss) if cfg.get("loss") else None
+    augment = build(cfg.augment) if cfg.get("augment") else None  # cheap; validates its own fields
+    loss = build(cfg.loss) if cfg.get("loss") else None
     validate_config(cfg, loss)
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
@@ -51,15 +69,16 @@ def train(cfg: DictConfig) -> dict:
         # a two-stage experiment (e.g. SBERT NLI -> STSb): run (or reuse) the first stage, start from its model
         with open_dict(cfg):
             cfg.encoder.model_name = str(Path(first_stage(cfg)["run_dir"]) / "model")
-    encoder = instantiate(cfg.encoder)
-    module = instantiate(cfg.module, encoder=encoder, loss=loss)
-    data = instantiate(cfg.data, encoder=module.encoder, augment=augment)
+    encoder = build(cfg.encoder)
+    module = build(cfg.module, encoder=encoder, loss=loss)
+    # data=null: a system with no training step (avg_glove, avg_bert) reads no training data
+    data = build(cfg.data, encoder=module.encoder, augment=augment) if cfg.get("data") else None
     evaluation = STSEvaluation(cfg.eval.tasks, cfg.eval.every_n_steps, cfg.paths.data_dir, cfg.eval.max_pairs,
                                cfg.eval.batch_size, best_path=run_dir / "best_encoder.pt")
     last = pl.callbacks.ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="step{step}", save_top_k=0,
                                         save_last=True, every_n_train_steps=int(cfg.eval.every_n_steps))
-    trainer = pl.Trainer(**cfg.trainer, logger=instantiate(cfg.logger), callbacks=[evaluation, last],
-                         default_root_dir=str(run_dir), enable_model_summary=False)
+    trainer = pl.Trainer(**cfg.trainer, logger=build(cfg.logger), callbacks=[evaluation, RNGState(), last],
+                         plugins=[AtomicCheckpointIO()], default_root_dir=str(run_dir), enable_model_summary=False)
     ckpt = run_dir / "checkpoints" / "last.ckpt"
     if int(cfg.trainer.max_steps) != 0:  # max_steps=0: a system with no training step is evaluated as it is
         trainer.fit(module, datamodule=data, ckpt_path=str(ckpt) if ckpt.exists() else None)

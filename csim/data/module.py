@@ -14,6 +14,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
+from csim.checkpointing import ResumableRandomSampler
 from csim.errors import CsimError
 
 
@@ -96,8 +97,13 @@ class TrainDataModule(pl.LightningDataModule):
         return batch
 
     def train_dataloader(self) -> DataLoader:
+        # On resume the trainer's restored step says where the epoch stands; the sampler continues from there.
+        steps_done = self.trainer.global_step if self.trainer is not None else 0
+        per_epoch = max(1, len(self.train_set) // self.batch_size)
+        sampler = ResumableRandomSampler(len(self.train_set), self.seed, steps_done // per_epoch,
+                                         (steps_done % per_epoch) * self.batch_size)
         g = torch.Generator()
         g.manual_seed(self.seed)
-        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True, generator=g, drop_last=True,
+        return DataLoader(self.train_set, batch_size=self.batch_size, sampler=sampler, generator=g, drop_last=True,
                           collate_fn=self.collate, num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0)

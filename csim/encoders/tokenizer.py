@@ -32,7 +32,7 @@ def get_tokenizer(name_or_path: str | None = None, train_file: str | None = None
 
     corpus = data_path(data_dir, train_file, "tokenizer training corpus")
     key = hashlib.sha256(f"{corpus.resolve()}|{vocab_size}".encode()).hexdigest()[:12]
-    out = Path(cache_dir) / "tokenizers" / f"wordpiece-{vocab_size}-{key}"
+    out = Path(cache_dir) / "tokenizers" / f"wordpiece-v2-{vocab_size}-{key}"
     if (out / "vocab.txt").exists():
         return BertTokenizerFast.from_pretrained(str(out))
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -43,7 +43,7 @@ def get_tokenizer(name_or_path: str | None = None, train_file: str | None = None
     tok.train([str(corpus)], vocab_size=vocab_size, min_frequency=2, show_progress=False)
     tmp.mkdir(parents=True, exist_ok=True)
     tok.save_model(str(tmp))
-    BertTokenizerFast(vocab_file=str(tmp / "vocab.txt"), do_lower_case=True).save_pretrained(str(tmp))
+    BertTokenizerFast(vocab=str(tmp / "vocab.txt"), do_lower_case=True).save_pretrained(str(tmp))
     try:
         os.replace(tmp, out)  # atomic: a concurrent builder of the same tokenizer loses the race harmlessly
     except OSError:

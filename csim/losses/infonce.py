@@ -1,4 +1,5 @@
-"""InfoNCE as in SimCSE (Gao et al. 2021, Eq. 1 and 5)."""
+"""InfoNCE as in SimCSE (Gao et al. 2021, Eq. 1 and 5), and supervised SimCSE (the same objective with required hard
+negatives)."""
 
 from __future__ import annotations
 
@@ -41,3 +42,22 @@ class InfoNCE(nn.Module):
             logits = torch.cat([logits, neg], dim=1)
         target = torch.arange(a.shape[0], device=a.device)
         return F.cross_entropy(logits, target)
+
+
+class SupervisedSimCSE(InfoNCE):
+    """Supervised SimCSE (Gao et al. 2021, §4, Eq. 5): InfoNCE over NLI triplets, the entailment hypothesis as the
+    positive and the contradiction hypothesis as a hard negative, so each anchor is scored against N positives and N
+    hard negatives (N x 2N logits).
+
+    Inputs: emb_a [N, d] premises, emb_b [N, d] entailment hypotheses, emb_neg [N, d] contradiction hypotheses
+    (required). Labels are not used. `hard_negative_weight` is added to the logit of each anchor's own hard negative
+    (SimCSE's code; Appendix B's ablation, 0 by default).
+    """
+
+    needs_negatives = True
+
+    def forward(self, emb_a, emb_b, labels=None, emb_neg=None):
+        if emb_neg is None:
+            raise CsimError("The supervised SimCSE loss needs hard negatives (emb_neg), but the batch has none; use "
+                            "NLI triplets (data=nli with data.source.form=triplets) or loss=infonce.")
+        return super().forward(emb_a, emb_b, labels=labels, emb_neg=emb_neg)

@@ -1,0 +1,68 @@
+"""What a resumed run needs beyond Lightning's own checkpoint: atomic checkpoint files, the RNG states (dropout
+masks), and a sampler that continues the epoch's permutation where the checkpoint left it."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
+from torch.utils.data import Sampler
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Write each checkpoint to a temporary name and rename it: a kill during a save never leaves a truncated
+    last.ckpt behind (the previous one stays valid)."""
+
+    def save_checkpoint(self, checkpoint, path, storage_options=None):
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+        super().save_checkpoint(checkpoint, tmp, storage_options)
+        os.replace(tmp, path)
+
+
+class RNGState(pl.Callback):
+    """Save torch / numpy / python RNG states with every checkpoint and restore them when training resumes, so the
+    resumed run draws the same dropout masks as an uninterrupted one."""
+
+    def __init__(self):
+        self._pending = None
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint):
+        checkpoint["csim_rng"] = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
+                                  "python": random.getstate()}
+
+    def on_load_checkpoint(self, trainer, pl_module, checkpoint):
+        self._pending = checkpoint.get("csim_rng")
+
+    def on_train_start(self, trainer, pl_module):
+        if self._pending is not None:  # applied after data setup, right before the first resumed step
+            torch.set_rng_state(self._pending["torch"])
+            np.random.set_state(self._pending["numpy"])
+            random.setstate(self._pending["python"])
+            self._pending = None
+
+
+class ResumableRandomSampler(Sampler[int]):
+    """A seeded permutation per epoch (seed, epoch) that can start part-way through `start_epoch`."""
+
+    def __init__(self, n: int, seed: int, start_epoch: int = 0, skip: int = 0):
+        self.n, self.seed, self.start_epoch, self.skip = n, seed, start_epoch, skip
+        self.epoch = start_epoch
+
+    def set_epoch(self, epoch: int) -> None:  # Lightning calls this at every epoch start
+        self.epoch = epoch
+
+    def __iter__(self):
+        g = torch.Generator()
+        g.manual_seed(self.seed * 100_003 + self.epoch)
+        order = torch.randperm(self.n, generator=g).tolist()
+        skip = self.skip if self.epoch == self.start_epoch else 0
+        return iter(order[skip:])
+
+    def __len__(self) -> int:
+        return self.n - (self.skip if self.epoch == self.start_epoch else 0)

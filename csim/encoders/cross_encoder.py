@@ -1,0 +1,132 @@
+"""A cross-encoder (SBERT Table 2's BERT-STSb / BERT-NLI-STSb rows; Devlin et al. 2019's sentence-pair setup): one
+transformer reads the pair as a single sequence ([CLS] s1 [SEP] s2 [SEP]) and a head on top scores it
+(AutoModelForSequenceClassification: num_labels=1 a regression score, 3 the NLI classes).
+
+It is not a bi-encoder: it has no sentence embedding, so it has no `encode`; it scores pairs directly through
+`score_pairs`, which is all the STS evaluator calls. Because a pair is tokenised as one sequence (the tokenizer's own
+pair template and pair truncation), `tokenize` only carries the text through the per-column step of the data module and
+`tokenize_pairs` does the tokenisation, once, in csim.cross_encoder.PairDataModule and in `score_pairs` alike.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from transformers import AutoConfig, AutoModelForSequenceClassification, BertConfig, BertForSequenceClassification
+
+from csim.encoders.tokenizer import get_tokenizer
+from csim.errors import CsimError
+from csim.hub import resolve_model
+
+_DROPOUT_FIELDS = ("hidden_dropout_prob", "attention_probs_dropout_prob", "dropout", "attention_dropout")
+
+
+class CrossEncoder(nn.Module):
+    """model_name: a hub name or local folder (any encoder: the head is added, or replaced when its number of labels
+    differs, e.g. an NLI cross-encoder continued on STS-B); random_init: a BERT config dict (smoke scale).
+    score_label: with num_labels > 1, the class whose probability is the pair's similarity score (0 = entailment).
+    """
+
+    def __init__(self, model_name: str | None = None, num_labels: int = 1, max_length: int = 128,
+                 dropout: float | None = None, random_init: dict | None = None, tokenizer: dict | None = None,
+                 score_label: int = 0, data_dir: str = "data", cache_dir: str = "cache"):
+        super().__init__()
+        if num_labels < 1:
+            raise CsimError(f"encoder.num_labels={num_labels} must be >= 1 (1: a regression score, 3: NLI).")
+        if not (0 <= score_label < max(num_labels, 1)):
+            raise CsimError(f"encoder.score_label={score_label} must be a class index below num_labels={num_labels}.")
+        if dropout is not None and not (0.0 <= dropout < 1.0):
+            raise CsimError(f"encoder.dropout={dropout} must be in [0, 1).")
+        self.num_labels, self.max_length, self.score_label = num_labels, max_length, score_label
+        drop = {} if dropout is None else {k: dropout for k in _DROPOUT_FIELDS}
+        if model_name:
+            path = resolve_model(str(model_name))
+            config = AutoConfig.from_pretrained(path, num_labels=num_labels)
+            for k, v in drop.items():
+                if hasattr(config, k):
+                    setattr(config, k, v)
+            # a head of another size (3 NLI classes -> 1 score) is replaced by a new one, as transformers reports
+            self.model = AutoModelForSequenceClassification.from_pretrained(path, config=config,
+                                                                            ignore_mismatched_sizes=True)
+            self.tokenizer = get_tokenizer(path)
+        elif random_init:
+            self.tokenizer = get_tokenizer(data_dir=data_dir, cache_dir=cache_dir, **dict(tokenizer or {}))
+            kw = dict(random_init)
+            kw.update({k: v for k, v in drop.items() if k in ("hidden_dropout_prob", "attention_probs_dropout_prob")})
+            config = BertConfig(vocab_size=len(self.tokenizer), max_position_embeddings=max(64, max_length),
+                                num_labels=num_labels, **kw)
+            self.model = BertForSequenceClassification(config)
+        else:
+            raise CsimError("The cross-encoder needs encoder.model_name (a hub name or local folder) or "
+                            "encoder.random_init (a BERT config to initialise randomly).")
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    # --- tokenisation ---------------------------------------------------------------------------------------------
+    def tokenize(self, texts: list[str]) -> dict[str, list]:
+        """The per-sentence step: the text itself (a pair is tokenised as one sequence by tokenize_pairs)."""
+        return {"text": list(texts)}
+
+    def tokenize_pairs(self, s1: list[str], s2: list[str]) -> dict[str, list]:
+        enc = self.tokenizer(list(s1), list(s2), truncation=True, max_length=self.max_length)
+        return {k: enc[k] for k in ("input_ids", "token_type_ids") if k in enc}
+
+    def token_key(self) -> str:
+        from datasets.fingerprint import Hasher
+
+        return Hasher.hash((self.tokenizer, self.max_length, "pairs"))
+
+    def collate(self, rows: list[dict]) -> dict[str, torch.Tensor]:
+        keys = [k for k in ("input_ids", "token_type_ids") if k in rows[0]]
+        return dict(self.tokenizer.pad([{k: r[k] for k in keys} for r in rows], return_tensors="pt"))
+
+    # --- scoring --------------------------------------------------------------------------------------------------
+    def forward(self, batch: dict[str, torch.Tensor], head: bool = False) -> torch.Tensor:
+        """-> logits [n, num_labels] (num_labels=1: [n], the predicted score)."""
+        inputs = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+        logits = self.model(**inputs).logits
+        return logits.squeeze(-1) if self.num_labels == 1 else logits
+
+    def pair_scores(self, logits: torch.Tensor) -> torch.Tensor:
+        return logits if self.num_labels == 1 else logits.softmax(-1)[:, self.score_label]
+
+    @torch.inference_mode()
+    def score_pairs(self, s1: list[str], s2: list[str], batch_size: int = 128) -> np.ndarray:
+        """One score per pair: the regression output, or the probability of class `score_label`. Pairs are sorted by
+        length and padded per batch."""
+        was_training = self.training
+        self.eval()
+        tok = self.tokenize_pairs(s1, s2)
+        keys = list(tok)
+        order = sorted(range(len(s1)), key=lambda i: len(tok["input_ids"][i]))
+        out = np.zeros(len(s1), dtype=np.float64)
+        for start in range(0, len(order), batch_size):
+            idx = order[start: start + batch_size]
+            batch = {k: v.to(self.device) for k, v in self.collate([{k: tok[k][i] for k in keys} for i in idx]).items()}
+            out[idx] = self.pair_scores(self.forward(batch)).float().cpu().numpy()
+        self.train(was_training)
+        return out
+
+    # --- export ---------------------------------------------------------------------------------------------------
+    def save(self, directory) -> None:
+        """A Hugging Face sequence-classification folder (config, weights, tokenizer), which is also what
+        sentence-transformers' CrossEncoder loads; written to a temporary name and renamed."""
+        directory = Path(directory)
+        tmp = directory.with_name(directory.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        self.model.save_pretrained(str(tmp))
+        self.tokenizer.save_pretrained(str(tmp))
+        with open(tmp / "csim_cross_encoder.json", "w") as f:
+            json.dump({"num_labels": self.num_labels, "max_length": self.max_length,
+                       "score_label": self.score_label}, f)
+        shutil.rmtree(directory, ignore_errors=True)
+        os.replace(tmp, directory)
