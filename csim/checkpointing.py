@@ -33,8 +33,10 @@ class RNGState(pl.Callback):
         self._pending = None
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint):
-        checkpoint["csim_rng"] = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
-                                  "python": random.getstate()}
+        kind, keys, pos, has_gauss, cached = np.random.get_state()
+        checkpoint["csim_rng"] = {"torch": torch.get_rng_state(), "python": random.getstate(),
+                                  "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss),
+                                            float(cached)]}  # tensors and plain types: loads with weights_only
 
     def on_load_checkpoint(self, trainer, pl_module, checkpoint):
         self._pending = checkpoint.get("csim_rng")
@@ -42,7 +44,8 @@ class RNGState(pl.Callback):
     def on_train_start(self, trainer, pl_module):
         if self._pending is not None:  # applied after data setup, right before the first resumed step
             torch.set_rng_state(self._pending["torch"])
-            np.random.set_state(self._pending["numpy"])
+            kind, keys, pos, has_gauss, cached = self._pending["numpy"]
+            np.random.set_state((kind, np.asarray(keys).astype(np.uint32), pos, has_gauss, cached))
             random.setstate(self._pending["python"])
             self._pending = None
 
@@ -65,4 +68,6 @@ class ResumableRandomSampler(Sampler[int]):
         return iter(order[skip:])
 
     def __len__(self) -> int:
-        return self.n - (self.skip if self.epoch == self.start_epoch else 0)
+        # the full epoch: Lightning sizes every epoch by this, and its restored batch counter already accounts for
+        # the part of the resumed epoch that was done before the checkpoint
+        return self.n

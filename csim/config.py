@@ -61,7 +61,8 @@ def apply_scale(cfg: DictConfig, cli_overrides: list[str] = (), choices: dict | 
     per_exp = cfg.get("scales") or {}
     if name in per_exp and per_exp[name]:
         layer.update(OmegaConf.to_container(per_exp[name], resolve=False))
-    cli = _override_keys(list(cli_overrides))
+    # keys set on the command line win; a group choice there (data=nli) only picks the option the layer applies to
+    cli = {k for k in _override_keys(list(cli_overrides)) if k not in (choices or {})}
     with open_dict(cfg):
         for key, value in layer.items():
             if any(key == c or key.startswith(c + ".") for c in cli):

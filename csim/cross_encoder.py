@@ -70,8 +70,8 @@ class CrossEncoderModule(SentenceModule):
             loss = F.mse_loss(out, labels.to(out.dtype) / self.score_scale)
         else:
             if labels.is_floating_point():
-                raise CsimError(f"A classifier cross-encoder (encoder.num_labels={self.encoder.num_labels}) needs class "
-                                f"labels, but the data has scores; set encoder.num_labels=1 for regression.")
+                raise CsimError(f"A classifier cross-encoder (encoder.num_labels={self.encoder.num_labels}) needs "
+                                f"class labels, but the data has scores; set encoder.num_labels=1 for regression.")
             loss = F.cross_entropy(out, labels.long())
         if not torch.isfinite(loss):
             raise CsimError(f"The loss became {loss.item()} at step {self.global_step}; training stopped. Lower the "

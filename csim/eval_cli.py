@@ -123,13 +123,13 @@ def _tables(result: dict, subsets: bool) -> list[tuple[str, list[str], list[list
     if suite:
         head = [DISPLAY[t] for t in suite] + (["Avg."] if "avg_spearman" in m else [])
         row = [f(m.get(f"{t}_spearman")) for t in suite] + ([f(m["avg_spearman"])] if "avg_spearman" in m else [])
-        out.append((f"Spearman x 100 (cosine; STS12-16 aggregation: {result['aggregate']}, text: {result['text']})",
-                    head, [row]))
+        out.append(("Spearman x 100 (cosine)", head, [row]))
     others = [t for t in tasks if t not in SUITE]
     if others:
-        rows = [[DISPLAY.get(t, t), f(m.get(f"{t}_spearman")), f(m.get(f"{t}_alignment")) if f"{t}_alignment" in m
-                 else "", f(m.get(f"{t}_uniformity")) if f"{t}_uniformity" in m else ""] for t in others]
-        out.append(("Other tasks (alignment / uniformity: Wang & Isola 2020, lower is better)",
+        g = lambda k: f"{m[k]:.3f}" if k in m else ""  # noqa: E731
+        rows = [[DISPLAY.get(t, t), f(m.get(f"{t}_spearman")), g(f"{t}_alignment"), g(f"{t}_uniformity")]
+                for t in others]
+        out.append(("Alignment, uniformity: Wang & Isola 2020, lower is better",
                     ["task", "Spearman", "alignment", "uniformity"], rows))
     if subsets:
         for t in tasks:
@@ -147,8 +147,9 @@ def _subset_n(result, task, key) -> int | None:
 
 def print_result(result: dict, subsets: bool = False, file=None) -> None:
     info = result["model_info"]
-    header = (f"model: {result['model']} ({info['kind']}; pooler {info['pooler']}"
-              f"{', mlp' if info['mlp'] == 'always' else ''}; max length {info['max_length']})")
+    header = (f"model: {result['model']}\n  {info['kind']}; pooler {info['pooler']}"
+              f"{' + MLP' if info['mlp'] == 'always' else ''}; max length {info['max_length']}; STS12-16 aggregation: "
+              f"{result['aggregate']}; text: {result['text']}")
     try:
         from rich.console import Console
         from rich.table import Table
@@ -156,16 +157,17 @@ def print_result(result: dict, subsets: bool = False, file=None) -> None:
         Console = None
     if Console is not None:
         console = Console(file=file or sys.stdout)
-        console.print(header, highlight=False, markup=False)
+        console.print(header, highlight=False, markup=False, soft_wrap=True)
         for title, head, rows in _tables(result, subsets):
-            table = Table(title=title, title_justify="left")
+            console.print(title, highlight=False, markup=False, soft_wrap=True)
+            table = Table()
             for h in head:
                 table.add_column(h, justify="left" if h in ("task", "subset / aggregation") else "right")
             for r in rows:
                 table.add_row(*r)
             console.print(table)
         for note in info["notes"]:
-            console.print(f"note: {note}", highlight=False, markup=False)
+            console.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
         return
     out = file or sys.stdout
     print(header, file=out)

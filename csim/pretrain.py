@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from transformers import BertForMaskedLM, DataCollatorForLanguageModeling, get_linear_schedule_with_warmup
 
+from csim.data.module import resumable_sampling
 from csim.encoders.transformer import TransformerEncoder
 
 
@@ -159,10 +160,8 @@ class MLMDataModule(pl.LightningDataModule):
         return b
 
     def train_dataloader(self):
-        g = torch.Generator()
-        g.manual_seed(self.seed)
-        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True, generator=g, drop_last=True,
-                          collate_fn=self._collate, num_workers=self.num_workers)
+        return DataLoader(self.train_set, batch_size=self.batch_size, drop_last=True, collate_fn=self._collate,
+                          num_workers=self.num_workers, **resumable_sampling(self))
 
     def val_dataloader(self):
         return DataLoader(self.val_batches, batch_size=None)

@@ -115,11 +115,13 @@ def _records(scale_dir: Path) -> dict[str, dict]:
     return index
 
 
-def plan(specs: list[TableSpec], scale: str, seeds: list[int], results_dir: Path, extra: list[str]) -> list[Task]:
+def plan(specs: list[TableSpec], scale: str, seeds: list[int], results_dir: Path, extra: list[str],
+         index: dict[str, dict] | None = None) -> list[Task]:
+    """Compose every cell and decide what it needs (see the module docstring); `index`: the records by hash."""
     from csim.config import compose_run, run_dir_for
     from csim.outputs import read_metrics
 
-    index = _records(results_dir / scale)
+    index = _records(results_dir / scale) if index is None else index
     tasks, first_of = [], {}
     for spec in specs:
         rows_dir = results_dir / scale / spec.name / "rows"
@@ -134,7 +136,8 @@ def plan(specs: list[TableSpec], scale: str, seeds: list[int], results_dir: Path
                         t.action = "skip"
                         continue
                     if not (CONF_DIR / "exp" / f"{row.exp}.yaml").exists():
-                        t.action, t.error = "failed", f"experiment {row.exp!r} does not exist (no conf/exp/{row.exp}.yaml)"
+                        t.action = "failed"
+                        t.error = f"experiment {row.exp!r} does not exist (no conf/exp/{row.exp}.yaml)"
                         continue
                     try:
                         t.cfg = compose_run([*t.overrides, *extra])
@@ -208,19 +211,19 @@ def execute(t: Task, index: dict[str, dict]) -> Outcome:
 def run_tables(specs: list[TableSpec], scale: str, seeds: list[int], results_dir: Path, extra: list[str],
                dry_run: bool = False) -> Summary:
     t_start = time.time()
-    tasks = plan(specs, scale, seeds, results_dir, extra)
     index = _records(results_dir / scale)
+    tasks = plan(specs, scale, seeds, results_dir, extra, index)
     prior = [float(r["wall_seconds"]) for r in index.values() if r.get("wall_seconds")]
     to_train = sum(t.action == "train" for t in tasks)
     by = {a: sum(t.action == a for t in tasks) for a in ("train", "run_dir", "record", "duplicate", "skip", "failed")}
     _log(f"[tables] scale={scale} seeds={','.join(map(str, seeds))}: {len(tasks)} cells in {len(specs)} table(s): "
-        f"{by['train']} to train, {by['record'] + by['duplicate']} from records or shared with another row, "
-        f"{by['run_dir']} finished run directories, {by['skip']} paper-scale only, {by['failed']} failing")
+         f"{by['train']} to train, {by['record'] + by['duplicate']} from records or shared with another row, "
+         f"{by['run_dir']} finished run directories, {by['skip']} paper-scale only, {by['failed']} failing")
     summary = Summary()
     if dry_run:
         for t in tasks:
             _log(f"  {t.spec.name} | {t.row.label}{' | ' + t.column.label if t.spec.multi_column else ''} | "
-                f"seed {t.seed} | {t.action}{': ' + t.error if t.error else ''} | {t.config_hash or ''}")
+                 f"seed {t.seed} | {t.action}{': ' + t.error if t.error else ''} | {t.config_hash or ''}")
         return summary
     trained: list[float] = []
     done = 0
@@ -247,7 +250,7 @@ def run_tables(specs: list[TableSpec], scale: str, seeds: list[int], results_dir
                                                        if out.how == "trained" else "")
             col = f" [{t.column.label}]" if spec.multi_column else ""
             _log(f"[tables] {done}/{len(tasks)} {spec.name}: {t.row.label}{col} seed {t.seed}: {what} | "
-                f"elapsed {fmt_duration(time.time() - t_start)} | {eta}")
+                 f"elapsed {fmt_duration(time.time() - t_start)} | {eta}")
         cells = []
         for row in spec.rows:
             for col in spec.columns:

@@ -76,12 +76,13 @@ def train(cfg: DictConfig) -> dict:
     evaluation = STSEvaluation(cfg.eval.tasks, cfg.eval.every_n_steps, cfg.paths.data_dir, cfg.eval.max_pairs,
                                cfg.eval.batch_size, best_path=run_dir / "best_encoder.pt")
     last = pl.callbacks.ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="step{step}", save_top_k=0,
-                                        save_last=True, every_n_train_steps=int(cfg.eval.every_n_steps))
+                                        save_last=True, enable_version_counter=False, every_n_train_steps=int(cfg.eval.every_n_steps))
     trainer = pl.Trainer(**cfg.trainer, logger=build(cfg.logger), callbacks=[evaluation, RNGState(), last],
                          plugins=[AtomicCheckpointIO()], default_root_dir=str(run_dir), enable_model_summary=False)
     ckpt = run_dir / "checkpoints" / "last.ckpt"
     if int(cfg.trainer.max_steps) != 0:  # max_steps=0: a system with no training step is evaluated as it is
-        trainer.fit(module, datamodule=data, ckpt_path=str(ckpt) if ckpt.exists() else None)
+        trainer.fit(module, datamodule=data, ckpt_path=str(ckpt) if ckpt.exists() else None,
+                    weights_only=False)  # our own checkpoint (optimizer state, RNG states), written by this run
     else:
         evaluation.history.append({"step": 0, **evaluation.score(module)})
         evaluation.best, evaluation.best_step = evaluation.history[-1][evaluation.monitor], 0

@@ -32,6 +32,7 @@ from pathlib import Path  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # every model here is a local folder
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("TQDM_DISABLE", "1")  # progress bars of model loading and sentence-transformers' model card
 
 import torch  # noqa: E402
 
@@ -40,10 +41,10 @@ from bench_report import render  # noqa: E402
 
 # window plans: steps per timed window (after `skip` untimed steps that pay for the new optimizer and data iterator)
 PLANS = {
-    "full": {"skip": 1, "warmup_steps": 3, "gemm_reps": 10,
-             "train": {"mini": {"windows": 5, "steps": 8}, "minilm": {"windows": 3, "steps": 5}},
+    "full": {"skip": 1, "warmup_steps": 2, "gemm_reps": 10,
+             "train": {"mini": {"windows": 5, "steps": 6}, "minilm": {"windows": 3, "steps": 4}},
              "encode": {"sentences": None, "repeats": {"mini": 3, "minilm": 2}, "warmup_sentences": 256},
-             "mlm": {"windows": 3, "steps": 6}},
+             "mlm": {"windows": 3, "steps": 5}},
     "quick": {"skip": 1, "warmup_steps": 1, "gemm_reps": 3,
               "train": {"mini": {"windows": 2, "steps": 3}, "minilm": {"windows": 2, "steps": 3}},
               "encode": {"sentences": 200, "repeats": {"mini": 2, "minilm": 2}, "warmup_sentences": 32},
@@ -117,7 +118,7 @@ def bench_training(name: str, path: str, plan: dict, args, tmp: Path) -> dict:
         before = bm.rss_mib()
         stats = bm.window_stats(sides[key].window(skip + steps), skip, sides[key].batch_size)
         res[key]["peak_rss_mib"] = max(res[key]["peak_rss_mib"], bm.peak_rss_mib())
-        res[key]["rss_before_mib"] = before
+        res[key].setdefault("rss_start_mib", before)
         assert torch.get_num_threads() == args.threads, "a framework changed torch's thread count"
         return stats
 
@@ -128,13 +129,15 @@ def bench_training(name: str, path: str, plan: dict, args, tmp: Path) -> dict:
             s = one(key, tp["steps"])
             res[key]["windows"].append(s)
         c, s = res["csim"]["windows"][-1], res["st"]["windows"][-1]
-        say(f"{name}: window {i + 1}/{tp['windows']}: csim {c['sent_per_s']:.1f} sent/s, "
-            f"ST {s['sent_per_s']:.1f} sent/s")
+        say(f"{name}: window {i + 1}/{tp['windows']}: csim {c['sent_per_s']:.1f} sent/s "
+            f"(cpu {c['cpu_seconds'] / c['steps']:.2f}s/step), ST {s['sent_per_s']:.1f} sent/s "
+            f"(cpu {s['cpu_seconds'] / s['steps']:.2f}s/step)")
     shape = bm.bert_shape(csim.encoder.model.config)
     for key in sides:
         w = res[key]["windows"]
         res[key]["sent_per_s"] = bm.median([x["sent_per_s"] for x in w])
         res[key]["compute_sent_per_s"] = bm.median([x["compute_sent_per_s"] for x in w])
+        res[key]["cpu_use"] = bm.median([x["cpu_use"] for x in w])
     flops = []
     for w in res["csim"]["windows"]:
         total = sum(bm.encoder_train_flops(shape, i["rows"], i["length"]) for i in w["info"])
@@ -154,24 +157,28 @@ def bench_training(name: str, path: str, plan: dict, args, tmp: Path) -> dict:
 
 
 def bench_encoding(name: str, encoder, st, plan: dict, args) -> dict:
-    from bench_sides import csim_encode_seconds
+    from bench_sides import csim_encode_timed
 
     ep = plan["encode"]
     sentences = stsb_dev_sentences(args.data_dir)
     if ep["sentences"]:
         sentences = sentences[: ep["sentences"]]
     warm = sentences[: ep["warmup_sentences"]]
-    csim_encode_seconds(encoder, warm, args.encode_batch)
-    st.encode_seconds(warm, args.encode_batch)
+    csim_encode_timed(encoder, warm, args.encode_batch)
+    st.encode_timed(warm, args.encode_batch)
     rows = []
     for i in range(ep["repeats"][name]):
-        c = len(sentences) / csim_encode_seconds(encoder, sentences, args.encode_batch)
-        s = len(sentences) / st.encode_seconds(sentences, args.encode_batch)
-        rows.append((c, s))
-        say(f"{name}: encode {i + 1}/{ep['repeats'][name]}: csim {c:.0f} sent/s, ST {s:.0f} sent/s")
-    return {"sentences": len(sentences), "unique": len(set(sentences)), "batch": args.encode_batch,
-            "csim": bm.median([c for c, _ in rows]), "st": bm.median([s for _, s in rows]),
-            "ratio": bm.median([c / s for c, s in rows]), "pairs": rows}
+        c = csim_encode_timed(encoder, sentences, args.encode_batch)
+        s = st.encode_timed(sentences, args.encode_batch)
+        rows.append({"csim": len(sentences) / c.seconds, "st": len(sentences) / s.seconds,
+                     "csim_cpu_use": c.cpu_use, "st_cpu_use": s.cpu_use})
+        say(f"{name}: encode {i + 1}/{ep['repeats'][name]}: csim {rows[-1]['csim']:.0f} sent/s "
+            f"(cpu {c.cpu_seconds:.1f}s), ST {rows[-1]['st']:.0f} sent/s (cpu {s.cpu_seconds:.1f}s)")
+    out = {"sentences": len(sentences), "unique": len(set(sentences)), "batch": args.encode_batch, "pairs": rows,
+           "ratio": bm.median([r["csim"] / r["st"] for r in rows])}
+    for k in ("csim", "st", "csim_cpu_use", "st_cpu_use"):
+        out[k] = bm.median([r[k] for r in rows])
+    return out
 
 
 def bench_mlm(plan: dict, args, tmp: Path) -> dict:
@@ -191,9 +198,10 @@ def bench_mlm(plan: dict, args, tmp: Path) -> dict:
         w["padded_tokens_per_s"] = sum(x["rows"] * x["length"] for x in info) / w["seconds"]
         w["gflops"] = sum(bm.mlm_train_flops(shape, x["rows"], x["length"], x["masked"]) for x in info) / w["seconds"] / 1e9
         wins.append(w)
-        say(f"mlm: window {i + 1}/{mp['windows']}: {w['tokens_per_s']:.0f} tokens/s, {w['seconds'] / w['steps']:.2f} s/step")
+        say(f"mlm: window {i + 1}/{mp['windows']}: {w['tokens_per_s']:.0f} tokens/s, {w['seconds'] / w['steps']:.2f} s/step "
+            f"(cpu {w['cpu_seconds'] / w['steps']:.2f}s/step)")
     out = {"batch": mlm.batch_size, "max_length": int(mlm.cfg.max_length), "shape": shape, "windows": wins}
-    for k in ("tokens_per_s", "padded_tokens_per_s", "sent_per_s", "gflops"):
+    for k in ("tokens_per_s", "padded_tokens_per_s", "sent_per_s", "gflops", "cpu_use"):
         out[k] = bm.median([w[k] for w in wins])
     out["s_per_step"] = bm.median([w["seconds"] / w["steps"] for w in wins])
     del mlm

@@ -19,12 +19,19 @@ from transformers import TrainerCallback
 # --- step timers -----------------------------------------------------------------------------------------------------
 class StepLog:
     """Per optimizer step: when it began (after its batch was fetched), when it ended (after the optimizer step), and
-    what the caller's `measure(batch)` said about its batch (token counts)."""
+    what the caller's `measure(batch)` said about its batch (token counts); `cpu` is the process's CPU time (all
+    threads) at each step end, which shows how much of the wall time the process actually ran."""
 
     def __init__(self):
         self.begin: list[float] = []
         self.end: list[float] = []
+        self.cpu: list[float] = []
         self.info: list[dict] = []
+
+    def step_end(self, info: dict) -> None:
+        self.end.append(time.perf_counter())
+        self.cpu.append(time.process_time())
+        self.info.append(info)
 
 
 class LightningStepTimer(pl.Callback):
@@ -37,8 +44,7 @@ class LightningStepTimer(pl.Callback):
         self.steps.begin.append(time.perf_counter())
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        self.steps.end.append(time.perf_counter())
-        self.steps.info.append(self.measure(batch) if self.measure else {})
+        self.steps.step_end(self.measure(batch) if self.measure else {})
 
 
 class HFStepTimer(TrainerCallback):
@@ -51,14 +57,14 @@ class HFStepTimer(TrainerCallback):
         self.steps.begin.append(time.perf_counter())
 
     def on_step_end(self, args, state, control, **kwargs):
-        self.steps.end.append(time.perf_counter())
-        self.steps.info.append({})
+        self.steps.step_end({})
 
 
 def window_stats(log: StepLog, skip: int, batch: int) -> dict:
     """Throughput of one window: the steps after the first `skip` (which pay for the new optimizer and data iterator).
     Step time = end-to-end interval between consecutive step ends (data fetch, collation, forward, backward, clipping,
-    optimizer, logging: what a user waits for); `compute` = begin -> end only (no data fetch)."""
+    optimizer, logging: what a user waits for); `compute` = begin -> end only (no data fetch); `cpu_use` = process CPU
+    time / (wall time x torch threads): near 1 on a quiet machine, well below it when other processes took the cores."""
     if skip < 1:
         raise ValueError("skip must be >= 1: the first step has no previous step end to time it from")
     n = len(log.end) - skip
@@ -66,8 +72,23 @@ def window_stats(log: StepLog, skip: int, batch: int) -> dict:
         raise RuntimeError(f"the window ran {len(log.end)} steps; at least {skip + 1} were needed")
     seconds = log.end[-1] - log.end[skip - 1]
     compute = sum(e - b for b, e in zip(log.begin[skip:], log.end[skip:]))
-    return {"steps": n, "seconds": seconds, "sent_per_s": n * batch / seconds,
-            "compute_sent_per_s": n * batch / compute, "info": log.info[skip:]}
+    cpu = log.cpu[-1] - log.cpu[skip - 1]
+    return {"steps": n, "seconds": seconds, "sent_per_s": n * batch / seconds, "compute_sent_per_s": n * batch / compute,
+            "cpu_seconds": cpu, "cpu_use": cpu / seconds / torch.get_num_threads(), "info": log.info[skip:]}
+
+
+class Stopwatch:
+    """Wall and process CPU time of a block: `with Stopwatch() as sw: ...; sw.seconds, sw.cpu_use`."""
+
+    def __enter__(self):
+        self.t0, self.c0 = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.perf_counter() - self.t0
+        self.cpu_seconds = time.process_time() - self.c0
+        self.cpu_use = self.cpu_seconds / self.seconds / torch.get_num_threads()
+        return False
 
 
 def median(xs) -> float:

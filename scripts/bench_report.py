@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+BUSY = 0.8  # CPU use below this (process CPU time / (threads x wall)) means other processes took the cores
 TARGETS = {"train_ratio": 1.3, "encode_ratio": 1.5, "peak_fraction": 0.5, "memory_mib": 2048}
 LABEL = {"mini": "mini encoder (4 x 256, FFN 1024)", "minilm": "all-MiniLM-L6-v2 (6 x 384, FFN 1536)"}
 
@@ -31,6 +32,13 @@ def render(facts: dict, training: dict, gemm: list[dict] | None, mlm: dict | Non
           f"{v['sentence-transformers']}, pytorch-lightning {v['pytorch-lightning']}, datasets {v['datasets']}, "
           f"accelerate {v['accelerate']}, Python {v['python']}",
           f"- mini encoder: {facts['mini_note']}", ""]
+    uses = [t[k]["cpu_use"] for t in training.values() for k in ("csim", "st")]
+    uses += [t["encode"][k] for t in training.values() for k in ("csim_cpu_use", "st_cpu_use")]
+    uses += [mlm["cpu_use"]] if mlm else []
+    if uses and min(uses) < BUSY:
+        L += [f"> **The machine was busy**: in some measurements the process ran only {min(uses):.0%} of "
+              f"{facts['threads']} threads x wall time (CPU use columns below). Absolute figures are low and the "
+              "ratios noisier than on a quiet machine.", ""]
 
     L += ["## Targets (issue 8)", "", "| target | measured | |", "|---|---|---|"]
     for name, t in training.items():
@@ -55,14 +63,17 @@ def render(facts: dict, training: dict, gemm: list[dict] | None, mlm: dict | Non
     L += ["## Training: unsupervised SimCSE step loop", "",
           "Sentences per second (batch 64, max length 32; one step embeds 2 x 64 sequences), median over windows; "
           "the ratio is the median of csim/ST over adjacent window pairs. *compute* counts only batch start -> end "
-          "(no data fetch or collation). Peak RSS: the process's high-water mark during that side's windows.", "",
-          "| encoder | csim sent/s | ST sent/s | **csim / ST** | csim compute | ST compute | csim peak RSS | ST peak RSS |",
-          "|---|---:|---:|---:|---:|---:|---:|---:|"]
+          "(no data fetch or collation). Peak RSS: the process's high-water mark during that side's windows (in "
+          "brackets: its RSS when that side's first window started). CPU use: process CPU time / (threads x wall).", "",
+          "| encoder | csim sent/s | ST sent/s | **csim / ST** | csim compute | ST compute | csim peak RSS | ST peak RSS "
+          "| CPU use csim / ST |",
+          "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, t in training.items():
         c, s = t["csim"], t["st"]
         L.append(f"| {LABEL[name]} | {_fmt(c['sent_per_s'])} | {_fmt(s['sent_per_s'])} | **{t['ratio']:.2f}x** | "
-                 f"{_fmt(c['compute_sent_per_s'])} | {_fmt(s['compute_sent_per_s'])} | {_fmt(c['peak_rss_mib'], 0)} MiB | "
-                 f"{_fmt(s['peak_rss_mib'], 0)} MiB |")
+                 f"{_fmt(c['compute_sent_per_s'])} | {_fmt(s['compute_sent_per_s'])} | {_fmt(c['peak_rss_mib'], 0)} "
+                 f"({_fmt(c['rss_start_mib'], 0)}) MiB | {_fmt(s['peak_rss_mib'], 0)} ({_fmt(s['rss_start_mib'], 0)}) MiB | "
+                 f"{c['cpu_use']:.0%} / {s['cpu_use']:.0%} |")
     L.append("")
     for name, t in training.items():
         per = ", ".join(f"{c['sent_per_s']:.1f}/{s['sent_per_s']:.1f}" for c, s in zip(t["csim"]["windows"], t["st"]["windows"]))
@@ -75,12 +86,14 @@ def render(facts: dict, training: dict, gemm: list[dict] | None, mlm: dict | Non
 
     L += ["## Encoding: STS-B dev as the evaluator sees it", "",
           f"s1 + s2 of every STS-B dev pair, batch {facts['encode_batch']}; csim's `SentenceEncoder.encode` (what the "
-          "evaluator calls) vs `SentenceTransformer.encode`, alternating, median.", "",
-          "| encoder | sentences (unique) | csim sent/s | ST sent/s | **csim / ST** |", "|---|---:|---:|---:|---:|"]
+          "evaluator calls: each distinct sentence once, sorted by length) vs `SentenceTransformer.encode` (every "
+          "sentence, sorted by length), alternating, median; sentences/s counts all of them for both.", "",
+          "| encoder | sentences (unique) | csim sent/s | ST sent/s | **csim / ST** | CPU use csim / ST |",
+          "|---|---:|---:|---:|---:|---:|"]
     for name, t in training.items():
         e = t["encode"]
         L.append(f"| {LABEL[name]} | {e['sentences']} ({e['unique']}) | {_fmt(e['csim'], 0)} | {_fmt(e['st'], 0)} | "
-                 f"**{e['ratio']:.2f}x** |")
+                 f"**{e['ratio']:.2f}x** | {e['csim_cpu_use']:.0%} / {e['st_cpu_use']:.0%} |")
     L.append("")
 
     if gemm:
@@ -104,10 +117,10 @@ def render(facts: dict, training: dict, gemm: list[dict] | None, mlm: dict | Non
         L += ["## MLM pretraining step (csim.pretrain, the mini encoder)", "",
               f"Batch {mlm['batch']}, max length {mlm['max_length']}, {s['layers']} x {s['d']} (FFN {s['ffn']}), "
               f"vocabulary {s['vocab']:,}, the vocabulary projection at masked positions only.", "",
-              "| tokens/s (non-pad) | padded tokens/s | sentences/s | s/step | GFLOP/s | fraction of peak |",
-              "|---:|---:|---:|---:|---:|---:|",
+              "| tokens/s (non-pad) | padded tokens/s | sentences/s | s/step | GFLOP/s | fraction of peak | CPU use |",
+              "|---:|---:|---:|---:|---:|---:|---:|",
               f"| {_fmt(mlm['tokens_per_s'], 0)} | {_fmt(mlm['padded_tokens_per_s'], 0)} | {_fmt(mlm['sent_per_s'])} | "
-              f"{mlm['s_per_step']:.3f} | {_fmt(mlm['gflops'])} | {mlm['gflops'] / peak:.1%} |", "",
+              f"{mlm['s_per_step']:.3f} | {_fmt(mlm['gflops'])} | {mlm['gflops'] / peak:.1%} | {mlm['cpu_use']:.0%} |", "",
               f"{plan['mlm']['windows']} windows of {plan['mlm']['steps']} timed steps; GloVe initialisation and "
               "validation off (neither is part of the step). FLOPs: the training formula above plus "
               "`6 masked (d^2 + d V)` for the MLM head.", ""]
@@ -121,7 +134,8 @@ def render(facts: dict, training: dict, gemm: list[dict] | None, mlm: dict | Non
           "evaluation callback or checkpoints (not part of the step loop). Tokenisation happens once before training "
           "(datasets.map), so it is outside the steps; sentence-transformers tokenises in its collator, inside them.",
           "- sentence-transformers: SentenceTransformerTrainer + MultipleNegativesRankingLoss(scale = 1 / csim's "
-          "temperature = 20) on (anchor, positive) = (s, s).",
+          "temperature = 20) on (anchor, positive) = (s, s); its optimizer is the same torch AdamW csim runs "
+          "(`--st-optim match`: fused iff csim's module.fused_adamw; transformers' own default is adamw_torch_fused).",
           "- A step's time is the interval between consecutive step ends (Lightning on_train_batch_end; transformers "
           "on_step_end), so it includes data fetch, collation, forward, backward, clipping, optimizer and logging. Each "
           "window is a fresh trainer; its first step (new optimizer state, new data iterator) is not timed.",

@@ -17,7 +17,7 @@ import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from bench_measure import HFStepTimer, LightningStepTimer, StepLog
+from bench_measure import HFStepTimer, LightningStepTimer, StepLog, Stopwatch
 
 
 def _lightning_window(cfg, module, data, steps: int, measure, **extra) -> StepLog:
@@ -114,17 +114,17 @@ class STSimCSE:
         trainer.train()
         return log
 
-    def encode_seconds(self, sentences: list[str], batch_size: int) -> float:
-        t0 = time.perf_counter()
-        self.model.encode(sentences, batch_size=batch_size, show_progress_bar=False)
-        return time.perf_counter() - t0
+    def encode_timed(self, sentences: list[str], batch_size: int) -> Stopwatch:
+        with Stopwatch() as sw:
+            self.model.encode(sentences, batch_size=batch_size, show_progress_bar=False)
+        return sw
 
 
-def csim_encode_seconds(encoder, sentences: list[str], batch_size: int) -> float:
+def csim_encode_timed(encoder, sentences: list[str], batch_size: int) -> Stopwatch:
     """csim's evaluator path: SentenceEncoder.encode (deduplicated, length-sorted, inference mode)."""
-    t0 = time.perf_counter()
-    encoder.encode(sentences, batch_size=batch_size)
-    return time.perf_counter() - t0
+    with Stopwatch() as sw:
+        encoder.encode(sentences, batch_size=batch_size)
+    return sw
 
 
 def _mlm_tokens(batch) -> dict:

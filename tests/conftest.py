@@ -20,12 +20,13 @@ def compose(overrides: list[str], output_root: Path | None = None, cache_dir: Pa
     """Compose conf/ with `overrides` and apply the scale layer, as the CLI does."""
     from csim.config import compose_run
 
-    extra = [f"paths.data_dir={DATA}"]
+    # threads=1: tiny smoke models gain nothing from 2 threads, which slow down 3-10x when another process is busy
+    extra = [f"paths.data_dir={DATA}", "threads=1"]
     if output_root is not None:
         extra.append(f"paths.output_root={output_root}")
     if cache_dir is not None:
         extra.append(f"paths.cache_dir={cache_dir}")
-    return compose_run(list(overrides) + extra)
+    return compose_run(extra + list(overrides))  # the test's own overrides win
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,7 @@
 """Encoders beyond transformers: word-vector tokenisation against sentence-transformers' WhitespaceTokenizer, average
 GloVe (and its STS-B protocol numbers against an independent computation), BiLSTM-max, DAN, and the cross-encoder
-(pairs tokenised as one sequence, scores independent of batching, a folder sentence-transformers' CrossEncoder loads)."""
+(pairs tokenised as one sequence, scores independent of batching, a folder sentence-transformers' CrossEncoder
+loads)."""
 
 from __future__ import annotations
 

@@ -104,7 +104,7 @@ def test_triplet_squared_distance_is_facenet_form():
 
 
 def _mined_reference(a, b, n, mode, margin=1.0):
-    total = 0.0
+    total, fallbacks = 0.0, 0
     for i in range(a.shape[0]):
         d_ap = float((a[i] - b[i]).norm())
         cands = [float((a[i] - b[j]).norm()) for j in range(b.shape[0]) if j != i]
@@ -114,20 +114,27 @@ def _mined_reference(a, b, n, mode, margin=1.0):
             d_an = min(cands)
         else:
             farther = [d for d in cands if d > d_ap]
+            fallbacks += not farther
             d_an = min(farther) if farther else max(cands)
         total += max(0.0, d_ap - d_an + margin)
-    return total / a.shape[0]
+    return total / a.shape[0], fallbacks
 
 
 @pytest.mark.parametrize("mode", ["batch_hard", "batch_semi_hard"])
 @pytest.mark.parametrize("with_neg", [False, True])
-def test_triplet_in_batch_mining_equals_brute_force(mode, with_neg):
+@pytest.mark.parametrize("spread", [0.8, 4.0])
+def test_triplet_in_batch_mining_equals_brute_force(mode, with_neg, spread):
     a, b, n = _tensors(n=7, d=4, seed=3)
-    b = a + 0.8 * b  # positives near their anchors, so some candidates are farther than the positive and some nearer
+    # spread 0.8: positives near their anchors (semi-hard candidates exist); 4.0: far, so for some anchors every
+    # candidate is nearer than the positive and semi-hard mining falls back to the farthest candidate
+    b = a + spread * b
     neg = n if with_neg else None
     loss = Triplet(margin=1.0, mining=mode)
     assert loss.in_batch_negatives and not loss.needs_negatives
-    assert loss(a, b, emb_neg=neg).item() == pytest.approx(_mined_reference(a, b, neg, mode), rel=1e-9)
+    ref, fallbacks = _mined_reference(a, b, neg, mode)
+    assert loss(a, b, emb_neg=neg).item() == pytest.approx(ref, rel=1e-9)
+    if mode == "batch_semi_hard" and with_neg:
+        assert (fallbacks > 0) == (spread > 1)
 
 
 def test_triplet_refusals():

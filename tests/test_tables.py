@@ -1,5 +1,6 @@
 """`csim tables`: a small table at smoke scale (outputs from the runs' metrics.json, mean ± sd over two seeds, a failing
-row that does not stop the others), resuming after a kill, reuse from committed records, the shipped specs, the Makefile."""
+row that does not stop the others), resuming after a kill, reuse from committed records, the shipped specs and the
+Makefile target."""
 
 from __future__ import annotations
 
@@ -207,16 +208,21 @@ def test_shipped_specs():
 
 
 def test_shipped_rows_compose_at_cpu_scale(tmp_path):
-    """Every row whose experiment (and config groups) exist composes with its overrides (e.g. augment.ratio is a
-    field of that augmentation); only not-yet-built experiments or groups may fail."""
+    """Every row with overrides (its own or its column's) composes at cpu scale when its experiment and config groups
+    exist (e.g. augment.ratio is a field of that augmentation; rows without overrides are the experiments themselves,
+    composed by test_skeleton); only not-yet-built experiments or groups may fail."""
+    from dataclasses import replace
+
     from csim.table_spec import load_specs
     from csim.tables import plan
 
-    tasks = plan(load_specs(CONF / "tables"), "cpu", [42], tmp_path, [])
+    specs = [replace(s, rows=tuple(r for r in s.rows if r.overrides or s.multi_column))
+             for s in load_specs(CONF / "tables")]
+    tasks = plan(specs, "cpu", [42], tmp_path, [])
     bad = [(t.spec.name, t.row.label, t.error) for t in tasks
            if t.action == "failed" and "does not exist" not in t.error and "Could not find" not in t.error]
     assert bad == []
-    assert sum(t.action == "skip" for t in tasks) == 11
+    assert sum(t.action == "skip" for t in tasks) == 11  # the large and RoBERTa rows: not composed below paper
 
 
 @pytest.mark.parametrize("spec,line,field,expected", [
@@ -244,7 +250,8 @@ def test_bad_spec_names_file_line_and_field(tmp_path, spec, line, field, expecte
 def test_cli_refuses_bad_arguments(tmp_path, capsys):
     from csim.tables import main
 
-    for argv, expected in ((["--scale", "huge"], "not a scale"), (["--table", "nope", "--scale", "smoke"], "Unknown table"),
+    for argv, expected in ((["--scale", "huge"], "not a scale"),
+                           (["--table", "nope", "--scale", "smoke"], "Unknown table"),
                            (["--seeds", "42,x", "--scale", "smoke", "--dry-run"], "--seeds"),
                            (["--scale", "smoke", "seed=1"], "--seeds")):
         with pytest.raises(SystemExit) as e:
@@ -284,3 +291,20 @@ def test_portable_hash_ignores_folders_only():
         edited.scale.by_choice["some_group"] = {"some_option": {"x": 1}}
     assert portable_hash(edited) == portable_hash(here)
     assert portable_hash(compose_run([*base, "trainer.max_steps=7"])) != portable_hash(here)
+
+
+def test_model_overrides_reach_the_first_stage_of_two_stage_rows():
+    """A row that swaps the model of a two-stage experiment (NLI, then STSb) must swap it in the NLI stage too."""
+    from csim.config import compose_run
+    from csim.table_spec import load_specs
+
+    (sbert,) = load_specs(CONF / "tables", ["sbert_table2"])
+    checked = 0
+    for row in sbert.rows:
+        model = [o for o in row.overrides if o.startswith("encoder.model_name=")]
+        if model:
+            cfg = compose_run([f"+exp={row.exp}", *row.overrides, "scale=paper"])
+            if cfg.get("init_from"):
+                assert model[0] in list(cfg.init_from), row.label
+                checked += 1
+    assert checked == 4

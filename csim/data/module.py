@@ -97,13 +97,18 @@ class TrainDataModule(pl.LightningDataModule):
         return batch
 
     def train_dataloader(self) -> DataLoader:
-        # On resume the trainer's restored step says where the epoch stands; the sampler continues from there.
-        steps_done = self.trainer.global_step if self.trainer is not None else 0
-        per_epoch = max(1, len(self.train_set) // self.batch_size)
-        sampler = ResumableRandomSampler(len(self.train_set), self.seed, steps_done // per_epoch,
-                                         (steps_done % per_epoch) * self.batch_size)
-        g = torch.Generator()
-        g.manual_seed(self.seed)
-        return DataLoader(self.train_set, batch_size=self.batch_size, sampler=sampler, generator=g, drop_last=True,
-                          collate_fn=self.collate, num_workers=self.num_workers,
-                          persistent_workers=self.num_workers > 0)
+        return DataLoader(self.train_set, batch_size=self.batch_size, drop_last=True, collate_fn=self.collate,
+                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
+                          **resumable_sampling(self))
+
+
+def resumable_sampling(dm: pl.LightningDataModule) -> dict:
+    """Sampler + generator for a training DataLoader: a seeded permutation per epoch that, when the trainer was
+    restored from a checkpoint, continues the epoch where that checkpoint left it (the restored step says where)."""
+    steps_done = dm.trainer.global_step if dm.trainer is not None else 0
+    per_epoch = max(1, len(dm.train_set) // dm.batch_size)
+    sampler = ResumableRandomSampler(len(dm.train_set), dm.seed, steps_done // per_epoch,
+                                     (steps_done % per_epoch) * dm.batch_size)
+    g = torch.Generator()
+    g.manual_seed(dm.seed)  # the loader's own seed draws come from here, not from the global RNG
+    return {"sampler": sampler, "generator": g}

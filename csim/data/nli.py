@@ -67,8 +67,8 @@ def read_snli_split(data_dir, split: str) -> dict[str, list]:
     n = len(cols["labels"])
     for k in ("s1", "s2"):
         if len(cols[k]) != n:
-            raise CsimError(f"{files[k]} has {len(cols[k])} lines but {files['labels']} has {n}; the three SNLI files of "
-                            f"a split must be line-aligned. Restore an unmodified copy of the data.")
+            raise CsimError(f"{files[k]} has {len(cols[k])} lines but {files['labels']} has {n}; the three SNLI files "
+                            f"of a split must be line-aligned. Restore an unmodified copy of the data.")
     label = []
     for lineno, name in enumerate(cols["labels"], 1):
         if name.strip() not in LABELS:
@@ -101,7 +101,8 @@ def read_sick_nli(path) -> dict[str, list]:
             continue
         name = cols[il].strip().lower()
         if name not in LABELS:
-            raise CsimError(f"{path}:{lineno}: entailment label {cols[il]!r} is not ENTAILMENT, NEUTRAL or CONTRADICTION.")
+            raise CsimError(f"{path}:{lineno}: entailment label {cols[il]!r} is not ENTAILMENT, NEUTRAL or "
+                            f"CONTRADICTION; fix or restore this file.")
         out["premise"].append(cols[ia].strip())
         out["hypothesis"].append(cols[ib].strip())
         out["label"].append(LABELS[name])
@@ -120,10 +121,10 @@ def _from_hub(hub: dict, cache_dir: str) -> datasets.Dataset:
         ds = datasets.load_dataset(hub["path"], hub.get("name"), data_files=hub.get("data_files"),
                                    split=hub.get("split", "train"), cache_dir=os.path.join(cache_dir, "datasets"))
     except Exception as e:  # offline, unknown name, ...: one paragraph instead of a network traceback
-        raise CsimError(f"Could not load the NLI data {hub['path']!r} (config {hub.get('name')!r}) from the hub or its "
-                        f"cache ({type(e).__name__}: {str(e)[:200]}). SNLI + MultiNLI come from the hub at paper scale; "
-                        f"offline, use scale=cpu or set data.source.hub=null to train on the SNLI dev/test + SICK train "
-                        f"pairs of the data directory.") from None
+        raise CsimError(f"Could not load the NLI data {hub['path']!r} (config {hub.get('name')!r}) from the hub or "
+                        f"its cache ({type(e).__name__}: {str(e)[:200]}). SNLI + MultiNLI come from the hub at paper "
+                        f"scale; offline, use scale=cpu or set data.source.hub=null to train on the SNLI dev/test + "
+                        f"SICK train pairs of the data directory.") from None
     missing = [c for c in columns.values() if c not in ds.column_names]
     if missing:
         raise CsimError(f"The hub NLI data {hub['path']!r} has no column(s) {missing} (it has {ds.column_names}); set "
@@ -152,8 +153,8 @@ def nli(data_dir: str, cache_dir: str = "cache", form: str = "pairs", hub: dict 
         snli_splits: list[str] = ("dev", "test"), sick_file: str | None = "sick/senteval/SICK_train.txt",
         exclude_eval: list[str] = ("stsb_dev", "stsb_test"), shuffle_seed: int | None = 0) -> datasets.Dataset:
     """NLI training data (see the module docstring). hub: {path, name, data_files, split, columns} to load from the
-    hub (paper scale), null for the data directory. shuffle_seed: a fixed shuffle, so a capped run (data.max_train_examples)
-    reads a sample of every source rather than the first file."""
+    hub (paper scale), null for the data directory. shuffle_seed: a fixed shuffle, so a capped run
+    (data.max_train_examples) reads a sample of every source rather than the first file."""
     if form not in FORMS:
         raise CsimError(f"data.source.form={form!r}: choose pairs (premise, hypothesis, label) or triplets (premise, "
                         f"entailment, contradiction).")
@@ -178,7 +179,9 @@ def nli(data_dir: str, cache_dir: str = "cache", form: str = "pairs", hub: dict 
     banned = eval_sentences(data_dir, exclude_eval) if exclude_eval else set()
     texts = [k for k in ("premise", "hypothesis", "text", "text_pos", "text_neg") if k in cols]
     n = len(cols[texts[0]])
-    keep = [i for i in range(n) if all(cols[k][i].strip() and _norm(cols[k][i]) not in banned for k in texts)]
+    keep = [i for i in range(n)
+            if all(isinstance(cols[k][i], str) and cols[k][i].strip() and _norm(cols[k][i]) not in banned
+                   for k in texts)]
     if len(keep) < n:
         log.info("NLI: dropped %d of %d rows with a sentence of %s (or an empty one).", n - len(keep), n,
                  ", ".join(exclude_eval or ()))

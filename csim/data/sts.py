@@ -1,7 +1,9 @@
-"""STS readers. Every reader returns a `datasets.Dataset` with columns s1, s2, score.
+"""STS readers. Every reader returns a `datasets.Dataset` with columns s1, s2, score (STS12-16 also `subset`).
 
 STS-B as released is tab-separated with no csv quoting (quotes are literal) and 7 columns, some rows 9 (two extra
 license columns); column 5 is the gold score in [0, 5], columns 6 and 7 the sentences.
+STS12-16 (SemEval): per subset, `STS.input.<subset>.txt` (s1 TAB s2; STS16 adds two source columns) aligned with
+`STS.gs.<subset>.txt` (score, or an empty line for an unscored pair). SICK-R: SentEval's SemEval-2014 files.
 """
 
 from __future__ import annotations

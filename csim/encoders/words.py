@@ -25,7 +25,8 @@ from csim.errors import CsimError
 log = logging.getLogger(__name__)
 
 # where sentence-transformers keeps its English stop-word list (its modules moved in v5)
-_ST_STOP_WORDS = ("sentence_transformers.sentence_transformer.modules.tokenizer", "sentence_transformers.models.tokenizer")
+_ST_STOP_WORDS = ("sentence_transformers.sentence_transformer.modules.tokenizer",
+                  "sentence_transformers.models.tokenizer")
 
 
 def resolve_stop_words(stop_words) -> frozenset[str]:
@@ -45,8 +46,8 @@ def resolve_stop_words(stop_words) -> frozenset[str]:
     if isinstance(stop_words, str):
         p = Path(stop_words)
         if not p.is_file():
-            raise CsimError(f"encoder.stop_words={stop_words!r} is neither none, sentence_transformers, nor an existing "
-                            f"file with one stop word per line.")
+            raise CsimError(f"encoder.stop_words={stop_words!r} is neither none, sentence_transformers, nor an "
+                            f"existing file with one stop word per line.")
         return frozenset(w.strip() for w in p.read_text(encoding="utf-8").splitlines() if w.strip())
     return frozenset(str(w) for w in stop_words)
 
