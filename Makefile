@@ -26,7 +26,7 @@ install: $(BIN)/csim
 data:
 	@if [ -e data ]; then echo "data/ present"; \
 	elif [ -d ../shared/data ]; then ln -s ../shared/data data && echo "linked data -> ../shared/data"; \
-	else $(BIN)/python scripts/fetch_data.py --out data; fi
+	else HF_HUB_OFFLINE=0 $(BIN)/python scripts/fetch_data.py --out data; fi
 
 test: install data
 	$(BIN)/python -m pytest tests
