@@ -23,6 +23,8 @@ from torch.utils.data import DataLoader
 from transformers import BertForMaskedLM, DataCollatorForLanguageModeling, get_linear_schedule_with_warmup
 
 from csim.data.module import resumable_sampling
+from csim.data.nli import eval_sentences, normalise_sentence
+from csim.evaluate import TASKS
 from csim.encoders.transformer import TransformerEncoder
 
 
@@ -100,21 +102,6 @@ def glove_init_rows(mlm: BertForMaskedLM, tokenizer, glove_path, seed) -> int:
     return glove_init(mlm.bert.embeddings.word_embeddings, tokenizer, glove_path, seed)
 
 
-def _eval_sentences(data_dir: str) -> set[str]:
-    """Every sentence of STS-B, STS12-16 and SICK, lower-cased: never trained on."""
-    from csim.evaluate import TASKS
-
-    out: set[str] = set()
-    for name, reader in TASKS.items():
-        try:
-            ds = reader(data_dir)
-        except Exception:
-            continue
-        out.update(s.strip().lower() for s in ds["s1"])
-        out.update(s.strip().lower() for s in ds["s2"])
-    return out
-
-
 class MLMDataModule(pl.LightningDataModule):
     """Corpus lines -> tokenised once (datasets.map, cached); masks drawn per batch by the collator; a held-out slice
     with fixed masks gives the masked-token accuracy curve."""
@@ -132,10 +119,11 @@ class MLMDataModule(pl.LightningDataModule):
         if self.train_set is not None:
             return
         raw = self.source()
-        banned = _eval_sentences(self.data_dir)
+        # never train on an evaluation sentence (STS-B, STS12-16, SICK), compared after normalisation
+        banned = eval_sentences(self.data_dir, list(TASKS))
         # explicit fingerprint: hashing the closure's set is not stable across processes (string hash seeds)
         key = hashlib.sha256("\n".join(sorted(banned)).encode()).hexdigest()[:16]
-        raw = raw.filter(lambda b: [t.strip().lower() not in banned for t in b["text"]], batched=True,
+        raw = raw.filter(lambda b: [normalise_sentence(t) not in banned for t in b["text"]], batched=True,
                          new_fingerprint=f"{raw._fingerprint}-no-eval-{key}")
         split = raw.train_test_split(test_size=self.heldout, seed=self.seed, shuffle=True)
         train = split["train"]

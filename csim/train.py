@@ -46,7 +46,7 @@ def prepare(cfg: DictConfig) -> DictConfig:
 
 
 def train(cfg: DictConfig) -> dict:
-    t0 = time.time()
+    t0, commit = time.time(), git_commit()  # the code this run starts from
     cfg = prepare(cfg)
     run_dir = Path(cfg.run_dir)
     done = read_metrics(run_dir)
@@ -103,7 +103,7 @@ def train(cfg: DictConfig) -> dict:
         "name": cfg.name, "run_dir": str(run_dir), "scale": cfg.scale.name, "seed": int(cfg.seed),
         f"best_{evaluation.monitor}": evaluation.best, "best_step": evaluation.best_step,
         **test, "steps": int(trainer.global_step), "wall_seconds": round(time.time() - t0, 2),
-        "git_commit": git_commit(), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "git_commit": commit, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "history": evaluation.history,
     }
     write_json_atomic(run_dir / "metrics.json", metrics)

@@ -19,22 +19,22 @@ FAST = ["threads=1"]  # one thread: two threads are many times slower on a busy 
 # --- data ------------------------------------------------------------------------------------------------------------
 
 def test_offline_nli_pairs_exclude_every_stsb_eval_sentence(tmp_path):
-    from csim.data.nli import _norm, eval_sentences, nli, read_sick_nli, read_snli_split
+    from csim.data.nli import normalise_sentence, eval_sentences, nli, read_sick_nli, read_snli_split
 
     ds = nli(str(DATA), str(tmp_path), form="pairs")
     banned = eval_sentences(DATA, ["stsb_dev", "stsb_test"])
     raw = [read_snli_split(DATA, "dev"), read_snli_split(DATA, "test"),
            read_sick_nli(DATA / "sick/senteval/SICK_train.txt")]
     raw_pairs = {(p, h): lab for part in raw for p, h, lab in zip(part["premise"], part["hypothesis"], part["label"])}
-    hit = sum(1 for p, h in raw_pairs if _norm(p) in banned or _norm(h) in banned)
+    hit = sum(1 for p, h in raw_pairs if normalise_sentence(p) in banned or normalise_sentence(h) in banned)
     assert hit > 100  # STS-B's track5 came from SNLI and its images pairs overlap SICK: there is something to drop
     text, pos, label = list(ds["text"]), list(ds["text_pos"]), list(ds["label"])
-    assert not any(_norm(s) in banned for s in text + pos)
+    assert not any(normalise_sentence(s) in banned for s in text + pos)
     assert set(label) == {0, 1, 2} and ds.column_names == ["text", "text_pos", "label"]
     # every kept pair is a raw pair with its own label (0 entailment, 1 neutral, 2 contradiction)
     assert all(raw_pairs[(p, h)] == lab for p, h, lab in zip(text, pos, label))
     rows = [(p, h) for part in raw for p, h in zip(part["premise"], part["hypothesis"])]
-    assert len(ds) == sum(1 for p, h in rows if _norm(p) not in banned and _norm(h) not in banned)  # only those
+    assert len(ds) == sum(1 for p, h in rows if normalise_sentence(p) not in banned and normalise_sentence(h) not in banned)  # only those
 
 
 def test_offline_nli_triplets_pair_entailment_with_contradiction(tmp_path):

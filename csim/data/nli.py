@@ -25,6 +25,7 @@ from pathlib import Path
 
 import datasets
 
+from csim.data.sts import read_lines
 from csim.errors import CsimError
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ LABELS = {"entailment": 0, "neutral": 1, "contradiction": 2}
 FORMS = ("pairs", "triplets")
 
 
-def _norm(sentence: str) -> str:
+def normalise_sentence(sentence: str) -> str:
     return re.sub(r"[^a-z0-9]", "", sentence.lower())
 
 
@@ -44,18 +45,10 @@ def eval_sentences(data_dir, tasks) -> set[str]:
     out: set[str] = set()
     for task in tasks:
         ds = load_task(task, data_dir)
-        out.update(_norm(s) for s in ds["s1"])
-        out.update(_norm(s) for s in ds["s2"])
+        out.update(normalise_sentence(s) for s in ds["s1"])
+        out.update(normalise_sentence(s) for s in ds["s2"])
     out.discard("")
     return out
-
-
-def _lines(path: Path) -> list[str]:
-    text = path.read_text(encoding="utf-8")
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return [ln.rstrip("\r") for ln in lines]
 
 
 def read_snli_split(data_dir, split: str) -> dict[str, list]:
@@ -63,7 +56,7 @@ def read_snli_split(data_dir, split: str) -> dict[str, list]:
     from csim.config import data_path
 
     files = {k: data_path(data_dir, f"snli/{k}.{split}", f"SNLI {split} file") for k in ("s1", "s2", "labels")}
-    cols = {k: _lines(p) for k, p in files.items()}
+    cols = {k: read_lines(p) for k, p in files.items()}
     n = len(cols["labels"])
     for k in ("s1", "s2"):
         if len(cols[k]) != n:
@@ -82,7 +75,7 @@ def read_sick_nli(path) -> dict[str, list]:
     """SICK with entailment labels: SentEval's SICK_train.txt (entailment_judgment) or the full SICK.txt
     (entailment_label, only its SemEval_set TRAIN rows)."""
     path = Path(path)
-    lines = _lines(path)
+    lines = read_lines(path)
     header = lines[0].split("\t") if lines else []
     label_col = next((c for c in ("entailment_judgment", "entailment_label") if c in header), None)
     if "sentence_A" not in header or "sentence_B" not in header or label_col is None:
@@ -180,7 +173,7 @@ def nli(data_dir: str, cache_dir: str = "cache", form: str = "pairs", hub: dict 
     texts = [k for k in ("premise", "hypothesis", "text", "text_pos", "text_neg") if k in cols]
     n = len(cols[texts[0]])
     keep = [i for i in range(n)
-            if all(isinstance(cols[k][i], str) and cols[k][i].strip() and _norm(cols[k][i]) not in banned
+            if all(isinstance(cols[k][i], str) and cols[k][i].strip() and normalise_sentence(cols[k][i]) not in banned
                    for k in texts)]
     if len(keep) < n:
         log.info("NLI: dropped %d of %d rows with a sentence of %s (or an empty one).", n - len(keep), n,

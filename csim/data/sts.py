@@ -70,7 +70,7 @@ STS_SUBSETS: dict[int, tuple[str, ...]] = {
 STS_VARIANTS = {"raw": "raw", "senteval_tokenized": "senteval_tokenized"}
 
 
-def _lines(path: Path) -> list[str]:
+def read_lines(path: Path) -> list[str]:
     """Lines split on "\\n" only (str.splitlines would also split on form feeds and U+2028 inside sentences)."""
     text = path.read_text(encoding="utf-8")
     lines = text.split("\n")
@@ -84,7 +84,7 @@ def read_sts_subset(input_path: str | Path, gold_path: str | Path, subset: str =
     with `STS.gs.<subset>.txt` (a score in [0, 5], or an empty line for a pair without gold, which is skipped as
     SentEval does). -> Dataset(s1, s2, score, subset)."""
     input_path, gold_path = Path(input_path), Path(gold_path)
-    inputs, gold = _lines(input_path), _lines(gold_path)
+    inputs, gold = read_lines(input_path), read_lines(gold_path)
     if len(inputs) != len(gold):
         raise CsimError(f"{gold_path}: {len(gold)} lines, but {input_path} has {len(inputs)}; the gold file must have "
                         f"one line (a score, or empty for an unscored pair) per input pair. Point paths.data_dir at "
@@ -134,7 +134,7 @@ def read_sick_file(path: str | Path) -> datasets.Dataset:
     """SemEval-2014 SICK file (SentEval's SICK-R/SICK-E split): a header, then tab-separated pair_ID, sentence_A,
     sentence_B, relatedness_score (1-5), entailment_judgment. -> Dataset(s1, s2, score)."""
     path = Path(path)
-    lines = _lines(path)
+    lines = read_lines(path)
     if not lines or lines[0].split("\t")[:4] != ["pair_ID", "sentence_A", "sentence_B", "relatedness_score"]:
         raise CsimError(f"{path}:1: expected the SICK header 'pair_ID<TAB>sentence_A<TAB>sentence_B<TAB>"
                         f"relatedness_score<TAB>entailment_judgment'; point paths.data_dir at an unmodified copy.")

@@ -18,13 +18,13 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoModelForSequenceClassification, BertConfig, BertForSequenceClassification
+from transformers import AutoModelForSequenceClassification, BertConfig, BertForSequenceClassification
 
 from csim.encoders.tokenizer import get_tokenizer
+from csim.encoders.transformer import pretrained_config
 from csim.errors import CsimError
 from csim.hub import resolve_model
 
-_DROPOUT_FIELDS = ("hidden_dropout_prob", "attention_probs_dropout_prob", "dropout", "attention_dropout")
 
 
 class CrossEncoder(nn.Module):
@@ -44,13 +44,9 @@ class CrossEncoder(nn.Module):
         if dropout is not None and not (0.0 <= dropout < 1.0):
             raise CsimError(f"encoder.dropout={dropout} must be in [0, 1).")
         self.num_labels, self.max_length, self.score_label = num_labels, max_length, score_label
-        drop = {} if dropout is None else {k: dropout for k in _DROPOUT_FIELDS}
         if model_name:
             path = resolve_model(str(model_name))
-            config = AutoConfig.from_pretrained(path, num_labels=num_labels)
-            for k, v in drop.items():
-                if hasattr(config, k):
-                    setattr(config, k, v)
+            config = pretrained_config(path, dropout, num_labels=num_labels)
             # a head of another size (3 NLI classes -> 1 score) is replaced by a new one, as transformers reports
             self.model = AutoModelForSequenceClassification.from_pretrained(path, config=config,
                                                                             ignore_mismatched_sizes=True)
@@ -58,7 +54,8 @@ class CrossEncoder(nn.Module):
         elif random_init:
             self.tokenizer = get_tokenizer(data_dir=data_dir, cache_dir=cache_dir, **dict(tokenizer or {}))
             kw = dict(random_init)
-            kw.update({k: v for k, v in drop.items() if k in ("hidden_dropout_prob", "attention_probs_dropout_prob")})
+            if dropout is not None:
+                kw.update(hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
             config = BertConfig(vocab_size=len(self.tokenizer), max_position_embeddings=max(64, max_length),
                                 num_labels=num_labels, **kw)
             self.model = BertForSequenceClassification(config)

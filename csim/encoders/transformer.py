@@ -21,6 +21,15 @@ POOLERS = ("cls", "cls_before_pooler", "mean", "first_last_avg")
 _DROPOUT_FIELDS = ("hidden_dropout_prob", "attention_probs_dropout_prob", "dropout", "attention_dropout")
 
 
+def pretrained_config(path: str, dropout: float | None, **kwargs):
+    """The model's config, with every dropout probability it has set to `dropout` (None keeps the checkpoint's)."""
+    config = AutoConfig.from_pretrained(path, **kwargs)
+    for field in _DROPOUT_FIELDS if dropout is not None else ():
+        if hasattr(config, field):
+            setattr(config, field, dropout)
+    return config
+
+
 class TransformerEncoder(SentenceEncoder):
     """A transformer + pooler.
 
@@ -44,10 +53,7 @@ class TransformerEncoder(SentenceEncoder):
         drop = {} if dropout is None else {k: dropout for k in _DROPOUT_FIELDS}
         if model_name:
             path = resolve_model(str(model_name))
-            config = AutoConfig.from_pretrained(path)
-            for k, v in drop.items():
-                if hasattr(config, k):
-                    setattr(config, k, v)
+            config = pretrained_config(path, dropout)
             self.model = AutoModel.from_pretrained(path, config=config, add_pooling_layer=False) \
                 if config.model_type == "bert" else AutoModel.from_pretrained(path, config=config)
             self.tokenizer = get_tokenizer(path)

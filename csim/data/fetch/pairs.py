@@ -7,6 +7,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
+from csim.data.nli import normalise_sentence
 from csim.data.fetch import hub
 from csim.data.sts import STS_SUBSETS
 from csim.errors import CsimError
@@ -92,8 +93,7 @@ def build_stsb(stage: Path, ctx) -> str:
 
 
 # --- STS12-16 -------------------------------------------------------------------------------------------------------
-def _norm(s: str) -> str:  # the matching of csim.data.nli: lower case, letters and digits only
-    return re.sub(r"[^a-z0-9]", "", str(s).lower())
+_norm = normalise_sentence  # the matching of csim.data.nli: lower case, letters and digits only
 
 
 def stsb_subset_labels(stsb_splits) -> dict[tuple[str, str], tuple[int, str]]:
