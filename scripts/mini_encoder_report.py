@@ -52,6 +52,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="results/mini_encoder.md")
     ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--note", default="", help="a remark about how this particular build went, printed in the report")
     ap.add_argument("overrides", nargs="*", help="extra overrides for every run (e.g. paths.output_root=...)")
     args = ap.parse_args()
     t0 = time.time()
@@ -79,11 +80,14 @@ def main() -> None:
     rand_dir = Path(pre_cfg.paths.models_dir) / f"random-mini-bert-seed{args.seed}"
     rand.save(rand_dir)
 
-    systems = {"pretrained mini encoder": mini, "random init (same shape)": str(rand_dir.resolve())}
+    # (label, starting folder, extra overrides): the cpu recipe from each start, and the paper's learning rate
+    # from the mini encoder (the measurement behind the cpu scale's lr)
+    systems = [("pretrained mini encoder", mini, []), ("random init (same shape)", str(rand_dir.resolve()), []),
+               ("pretrained mini encoder, paper lr 3e-5", mini, ["lr=3e-5"])]
     rows = []
-    for label, path in systems.items():
+    for label, path, extra in systems:
         before = {p: stsb_dev(path, p, data_dir) for p in ("mean", "cls_before_pooler")}
-        run = train(compose_run(["+exp=simcse_unsup", "scale=cpu", f"encoder.model_name={path}", *common]))
+        run = train(compose_run(["+exp=simcse_unsup", "scale=cpu", f"encoder.model_name={path}", *extra, *common]))
         model = str(Path(run["run_dir"]) / "model")
         after = {p: stsb_dev(model, p, data_dir) for p in ("mean", "cls_before_pooler")}
         rows.append((label, before, after, run))
@@ -94,6 +98,8 @@ def main() -> None:
         print(f"[report] avg_glove baseline not available: {e}")
 
     c = curve(Path(pre["run_dir"]))
+    cpu_lr = compose_run(["+exp=simcse_unsup", "scale=cpu"]).lr
+    walls = ", ".join(f"{run['wall_seconds']:.0f} s" for *_, run in rows)
     lines = [
         "# The cpu-scale mini encoder",
         "",
@@ -111,6 +117,8 @@ def main() -> None:
         f"decay), 15% masking 80/10/10; wall time {pre['wall_seconds'] / 60:.1f} min with {pre_cfg.threads} threads; "
         f"commit `{pre['git_commit']}`; run `{pre['run_dir']}`.",
         "",
+        *([f"- Note: {args.note}"] if args.note else []),
+        "",
         "| step | train MLM loss | held-out MLM loss | held-out masked-token acc | STS-B dev (mean pool) |",
         "|---:|---:|---:|---:|---:|",
     ]
@@ -122,8 +130,8 @@ def main() -> None:
         "",
         "## What the pretraining gives SimCSE (STS-B dev Spearman x100)",
         "",
-        "Short unsup SimCSE = `csim train +exp=simcse_unsup scale=cpu` from each starting point; "
-        "'after' is the best dev checkpoint.",
+        f"Short unsup SimCSE = `csim train +exp=simcse_unsup scale=cpu` from each starting point (lr {cpu_lr} unless "
+        f"the row says otherwise); 'after' is the best dev checkpoint. Wall time per SimCSE run: {walls}.",
         "",
         "| start | mean before | [CLS] before | mean after | [CLS] after | SimCSE best dev (its pooler) | steps |",
         "|---|---:|---:|---:|---:|---:|---:|",
