@@ -27,8 +27,26 @@ def _pkg_path(module: str) -> str:
     return str(Path(spec.origin).parent) if spec and spec.origin else f"<package {module} not installed>"
 
 
+def _model_fingerprint(folder: str) -> str:
+    """${model_fingerprint:DIR}: a digest of a model folder's config and weights, so that a run's identity (its
+    directory, a committed table row) changes when a model built by csim itself (the mini encoder) is rebuilt."""
+    root = Path(folder)
+    files = sorted(p for p in root.glob("*") if p.suffix in (".json", ".safetensors", ".bin", ".txt"))
+    if not files:
+        return "missing"
+    h = hashlib.sha256()
+    for p in files:
+        h.update(p.name.encode())
+        with open(p, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()[:16]
+
+
 if not OmegaConf.has_resolver("pkg_path"):
     OmegaConf.register_new_resolver("pkg_path", _pkg_path)
+if not OmegaConf.has_resolver("model_fingerprint"):
+    OmegaConf.register_new_resolver("model_fingerprint", _model_fingerprint, use_cache=True)
 
 
 def _override_keys(overrides: list[str]) -> set[str]:

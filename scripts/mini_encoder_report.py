@@ -114,7 +114,7 @@ def main() -> None:
         f"- Data: {', '.join(pre_cfg.data.source.files)} (STS-B/STS12-16/SICK sentences removed), "
         f"{pre_cfg.data.heldout} sentences held out.",
         f"- {pre['steps']} steps of batch {pre_cfg.batch_size}, lr {pre_cfg.lr} (warm-up {pre_cfg.warmup_ratio}, linear "
-        f"decay), 15% masking 80/10/10; wall time {pre['wall_seconds'] / 60:.1f} min with {pre_cfg.threads} threads; "
+        f"decay), 15% masking 80/10/10; wall time {pre['wall_seconds'] / 60:.1f} min with {OmegaConf.load(Path(pre['run_dir']) / 'config.yaml').threads} threads; "
         f"commit `{pre['git_commit']}`; run `{pre['run_dir']}`.",
         "",
         *([f"- Note: {args.note}"] if args.note else []),
