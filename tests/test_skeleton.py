@@ -136,3 +136,18 @@ def test_offline_paper_model_stops_with_message():
         TransformerEncoder(model_name="bert-base-uncased")
     msg = str(e.value)
     assert "bert-base-uncased" in msg and "unreachable" in msg and "scale=cpu" in msg
+
+
+def test_pretrained_encoder_trains_with_dropout(run_smoke, tmp_path):
+    """A model loaded with from_pretrained comes back in eval mode; training must still see dropout (the whole
+    noise of unsup SimCSE): two forward passes of the same batch differ in training mode, not in eval mode."""
+    from csim.encoders.transformer import TransformerEncoder
+
+    metrics = run_smoke(["+exp=simcse_unsup"])
+    enc = TransformerEncoder(model_name=str(Path(metrics["run_dir"]) / "model"), pooler="cls", dropout=0.1)
+    assert all(m.training for m in enc.modules())
+    batch = enc.collate([{"input_ids": ids} for ids in enc.tokenize(["a man is dancing", "two dogs run"])["input_ids"]])
+    a, b = enc(batch), enc(batch)
+    assert not torch.allclose(a, b)
+    enc.eval()
+    assert torch.allclose(enc(batch), enc(batch))

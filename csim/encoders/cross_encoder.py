@@ -50,6 +50,7 @@ class CrossEncoder(nn.Module):
             # a head of another size (3 NLI classes -> 1 score) is replaced by a new one, as transformers reports
             self.model = AutoModelForSequenceClassification.from_pretrained(path, config=config,
                                                                             ignore_mismatched_sizes=True)
+            self.model.train()  # from_pretrained returns eval mode; training needs dropout on
             self.tokenizer = get_tokenizer(path)
         elif random_init:
             self.tokenizer = get_tokenizer(data_dir=data_dir, cache_dir=cache_dir, **dict(tokenizer or {}))

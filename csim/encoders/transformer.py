@@ -56,6 +56,9 @@ class TransformerEncoder(SentenceEncoder):
             config = pretrained_config(path, dropout)
             self.model = AutoModel.from_pretrained(path, config=config, add_pooling_layer=False) \
                 if config.model_type == "bert" else AutoModel.from_pretrained(path, config=config)
+            # from_pretrained returns the model in eval mode and Lightning keeps each module's mode: without this,
+            # training would run with dropout off (and unsup SimCSE's only noise is dropout)
+            self.model.train()
             self.tokenizer = get_tokenizer(path)
         elif random_init:
             tok = dict(tokenizer or {})
