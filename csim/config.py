@@ -46,7 +46,7 @@ def _model_fingerprint(folder: str) -> str:
 if not OmegaConf.has_resolver("pkg_path"):
     OmegaConf.register_new_resolver("pkg_path", _pkg_path)
 if not OmegaConf.has_resolver("model_fingerprint"):
-    OmegaConf.register_new_resolver("model_fingerprint", _model_fingerprint, use_cache=True)
+    OmegaConf.register_new_resolver("model_fingerprint", _model_fingerprint)
 
 
 def _override_keys(overrides: list[str]) -> set[str]:

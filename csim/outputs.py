@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -51,9 +53,24 @@ def git_commit() -> str:
         return "unknown"
 
 
-def copy_tree_atomic(src: str | Path, dst: str | Path) -> None:
-    import shutil
+@contextlib.contextmanager
+def atomic_dir(directory: str | Path):
+    """Build a folder under a temporary name and rename it into place only when the block succeeds: a reader never
+    sees a half-written model folder, and a failure leaves the previous one as it was."""
+    directory = Path(directory)
+    tmp = directory.with_name(directory.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    shutil.rmtree(directory, ignore_errors=True)
+    os.replace(tmp, directory)
 
+
+def copy_tree_atomic(src: str | Path, dst: str | Path) -> None:
     dst = Path(dst)
     tmp = dst.with_name(dst.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)

@@ -10,11 +10,7 @@ with its MLM head (BertForMaskedLM), so AutoModel and AutoModelForMaskedLM both 
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
-from pathlib import Path
 
-import datasets
 import numpy as np
 import pytorch_lightning as pl
 import torch
@@ -26,6 +22,7 @@ from csim.data.module import resumable_sampling
 from csim.data.nli import eval_sentences, normalise_sentence
 from csim.evaluate import TASKS
 from csim.encoders.transformer import TransformerEncoder
+from csim.outputs import atomic_dir
 
 
 def glove_init(embeddings: torch.nn.Embedding, tokenizer, glove_path: str | None, seed: int) -> int:
@@ -89,13 +86,9 @@ class MLMModule(pl.LightningModule):
 
     def export(self, directory) -> None:
         """The HF folder with the MLM head (BertForMaskedLM + tokenizer), written atomically."""
-        directory = Path(directory)
-        tmp = directory.with_name(directory.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        self.mlm.save_pretrained(str(tmp))
-        self.encoder.tokenizer.save_pretrained(str(tmp))
-        shutil.rmtree(directory, ignore_errors=True)
-        os.replace(tmp, directory)
+        with atomic_dir(directory) as tmp:
+            self.mlm.save_pretrained(str(tmp))
+            self.encoder.tokenizer.save_pretrained(str(tmp))
 
 
 def glove_init_rows(mlm: BertForMaskedLM, tokenizer, glove_path, seed) -> int:

@@ -85,6 +85,10 @@ def portable_hash(cfg) -> str:
 
     c = copy.deepcopy(cfg)  # DictConfig.copy() is shallow: nested updates would reach the caller's config
     with open_dict(c):
+        # a content digest (the mini encoder's files) is read where the folders are, before they are blanked:
+        # the same model elsewhere gives the same record, a rebuilt one another
+        if c.get("model_fingerprint") is not None:
+            c.model_fingerprint = str(cfg.model_fingerprint)
         for key in c.get("run_identity_exclude", []):  # same shape, so ${paths.data_dir} still resolves
             node = OmegaConf.select(c, key, default=None, throw_on_resolution_failure=False)
             value = OmegaConf.to_container(node, resolve=False) if isinstance(node, DictConfig) else None

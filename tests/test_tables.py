@@ -279,7 +279,7 @@ def test_portable_hash_ignores_folders_only():
 
     base = ["+exp=simcse_unsup", "scale=cpu"]
     here = compose_run(base)
-    elsewhere = compose_run([*base, "paths.data_dir=/mnt/d", "paths.cache_dir=/mnt/c", "paths.models_dir=/mnt/m"])
+    elsewhere = compose_run([*base, "paths.data_dir=/mnt/d", "paths.cache_dir=/mnt/c"])
     assert config_hash(here) != config_hash(elsewhere)  # the run directory's hash sees resolved folders...
     before = OmegaConf.to_yaml(here)
     assert portable_hash(here) == portable_hash(elsewhere)  # ...the record's does not
@@ -291,6 +291,8 @@ def test_portable_hash_ignores_folders_only():
         edited.scale.by_choice["some_group"] = {"some_option": {"x": 1}}
     assert portable_hash(edited) == portable_hash(here)
     assert portable_hash(compose_run([*base, "trainer.max_steps=7"])) != portable_hash(here)
+    # the mini encoder's content (model_fingerprint) is part of it: another (or no) mini encoder is another row
+    assert portable_hash(compose_run([*base, "paths.models_dir=/nonexistent"])) != portable_hash(here)
 
 
 def test_model_overrides_reach_the_first_stage_of_two_stage_rows():

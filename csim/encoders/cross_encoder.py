@@ -11,9 +11,6 @@ pair template and pair truncation), `tokenize` only carries the text through the
 from __future__ import annotations
 
 import json
-import os
-import shutil
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -23,6 +20,7 @@ from transformers import AutoModelForSequenceClassification, BertConfig, BertFor
 from csim.encoders.tokenizer import get_tokenizer
 from csim.encoders.transformer import pretrained_config
 from csim.errors import CsimError
+from csim.outputs import atomic_dir
 from csim.hub import resolve_model
 
 
@@ -117,14 +115,9 @@ class CrossEncoder(nn.Module):
     def save(self, directory) -> None:
         """A Hugging Face sequence-classification folder (config, weights, tokenizer), which is also what
         sentence-transformers' CrossEncoder loads; written to a temporary name and renamed."""
-        directory = Path(directory)
-        tmp = directory.with_name(directory.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        self.model.save_pretrained(str(tmp))
-        self.tokenizer.save_pretrained(str(tmp))
-        with open(tmp / "csim_cross_encoder.json", "w") as f:
-            json.dump({"num_labels": self.num_labels, "max_length": self.max_length,
-                       "score_label": self.score_label}, f)
-        shutil.rmtree(directory, ignore_errors=True)
-        os.replace(tmp, directory)
+        with atomic_dir(directory) as tmp:
+            self.model.save_pretrained(str(tmp))
+            self.tokenizer.save_pretrained(str(tmp))
+            with open(tmp / "csim_cross_encoder.json", "w") as f:
+                json.dump({"num_labels": self.num_labels, "max_length": self.max_length,
+                           "score_label": self.score_label}, f)

@@ -4,9 +4,6 @@ first_last_avg. `random_init` builds a randomly initialised BERT from a config i
 from __future__ import annotations
 
 import json
-import os
-import shutil
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -15,6 +12,7 @@ from transformers import AutoConfig, AutoModel, BertConfig, BertModel
 from csim.encoders.base import SentenceEncoder
 from csim.encoders.tokenizer import get_tokenizer
 from csim.errors import CsimError
+from csim.outputs import atomic_dir
 from csim.hub import resolve_model
 
 POOLERS = ("cls", "cls_before_pooler", "mean", "first_last_avg")
@@ -116,16 +114,11 @@ class TransformerEncoder(SentenceEncoder):
         matches the pooler csim evaluates with. Written to a temporary name and renamed."""
         from csim.encoders.st_export import write_sentence_transformers
 
-        directory = Path(directory)
-        tmp = directory.with_name(directory.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        self.model.save_pretrained(str(tmp))
-        self.tokenizer.save_pretrained(str(tmp))
-        with open(tmp / "csim_pooler.json", "w") as f:
-            json.dump({"pooler": self.pooler, "mlp": self.mlp_mode, "max_length": self.max_length}, f)
-        if self.mlp is not None:
-            torch.save(self.mlp.state_dict(), tmp / "csim_mlp.pt")
-        write_sentence_transformers(tmp, self)
-        shutil.rmtree(directory, ignore_errors=True)
-        os.replace(tmp, directory)
+        with atomic_dir(directory) as tmp:
+            self.model.save_pretrained(str(tmp))
+            self.tokenizer.save_pretrained(str(tmp))
+            with open(tmp / "csim_pooler.json", "w") as f:
+                json.dump({"pooler": self.pooler, "mlp": self.mlp_mode, "max_length": self.max_length}, f)
+            if self.mlp is not None:
+                torch.save(self.mlp.state_dict(), tmp / "csim_mlp.pt")
+            write_sentence_transformers(tmp, self)
