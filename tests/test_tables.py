@@ -37,13 +37,14 @@ RAN = re.compile(r"^\[tables\] \d+/\d+ (\S+): (.+?) seed (\d+): (.+?) \| elapsed
 
 
 def run_tables(results: Path, outputs: Path, cache: Path, seeds: str = "42,43", tables_dir: Path | None = None,
-               table: str | None = None) -> tuple[int, str]:
+               table: str | None = None, flags: tuple[str, ...] = ()) -> tuple[int, str]:
     """`csim tables --scale smoke ...` in-process; returns (exit status, stdout)."""
     from csim.tables import main
 
     argv = ["--scale", "smoke", "--seeds", seeds, "--results-dir", str(results)]
     argv += ["--tables-dir", str(tables_dir)] if tables_dir else []
     argv += ["--table", table] if table else []
+    argv += list(flags)
     argv += [*FAST, f"paths.output_root={outputs}", f"paths.cache_dir={cache}", f"paths.data_dir={DATA}"]
     buf = io.StringIO()
     code = 0
@@ -152,6 +153,19 @@ def test_killed_table_resumes_with_the_missing_cells_only(first, tmp_path, cache
     assert again["config_hash"] == lost["config_hash"]
     assert again["value"] == pytest.approx(lost["value"], abs=1e-4)  # same seed, same numbers
     assert json.loads(stale.read_text())["config_hash"] != "0000000000"  # rewritten with the current hash
+
+
+def test_no_train_writes_the_table_from_finished_rows_and_marks_the_rest(first, tmp_path, cache_dir):
+    root, _, _ = first
+    shutil.copytree(root / "results", tmp_path / "results")
+    for record in (tmp_path / "results" / "smoke" / "mini" / "rows").glob("unsup-simcse-seed43*.json"):
+        record.unlink()  # one cell not computed anywhere (no record, and another output root)
+    code, stdout = run_tables(tmp_path / "results", tmp_path / "outputs", tmp_path / "cache", tables_dir=root / "specs",
+                              flags=("--no-train",))
+    assert code == 1 and not (tmp_path / "outputs" / "runs").exists()  # nothing trained
+    table = (tmp_path / "results" / "smoke" / "mini.md").read_text()
+    assert "not computed yet" in table
+    assert read_csv(tmp_path / "results" / "smoke" / "mini.csv")["Hotter (tau 0.1)"]["csim_mean"]
 
 
 def test_fresh_clone_reuses_committed_records_without_run_directories(first, tmp_path, cache_dir):
