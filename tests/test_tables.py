@@ -285,7 +285,7 @@ def test_make_reproduce_tables_command_line(tmp_path):
     assert "+exp=mlm_pretrain" in cpu and cpu.index("+exp=mlm_pretrain") < cpu.index("csim tables --scale cpu")
 
 
-def test_portable_hash_ignores_folders_only():
+def test_portable_hash_ignores_folders_only(tmp_path):
     from omegaconf import OmegaConf, open_dict
 
     from csim.config import compose_run, config_hash
@@ -305,8 +305,18 @@ def test_portable_hash_ignores_folders_only():
         edited.scale.by_choice["some_group"] = {"some_option": {"x": 1}}
     assert portable_hash(edited) == portable_hash(here)
     assert portable_hash(compose_run([*base, "trainer.max_steps=7"])) != portable_hash(here)
-    # the mini encoder's content (model_fingerprint) is part of it: another (or no) mini encoder is another row
-    assert portable_hash(compose_run([*base, "paths.models_dir=/nonexistent"])) != portable_hash(here)
+    # the mini encoder's content (model_fingerprint) is part of it: another (or no) mini encoder is another row.
+    # Built here, so the test does not depend on whether this checkout has models/mini-bert.
+    def with_mini(weights: bytes):
+        models = tmp_path / f"models{len(list(tmp_path.iterdir()))}"
+        (models / "mini-bert").mkdir(parents=True)
+        (models / "mini-bert" / "config.json").write_text("{}")
+        (models / "mini-bert" / "model.safetensors").write_bytes(weights)
+        return portable_hash(compose_run([*base, f"paths.models_dir={models}"]))
+
+    missing = portable_hash(compose_run([*base, "paths.models_dir=/nonexistent"]))
+    assert len({missing, with_mini(b"a"), with_mini(b"b")}) == 3
+    assert with_mini(b"a") == with_mini(b"a")  # same content elsewhere: same row
 
 
 def test_model_overrides_reach_the_first_stage_of_two_stage_rows():
