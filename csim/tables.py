@@ -235,7 +235,8 @@ def run_tables(specs: list[TableSpec], scale: str, seeds: list[int], results_dir
         t_table = time.time()
         outcomes: dict[tuple[str, str], list[tuple[int, Outcome]]] = {}
         for t in (t for t in tasks if t.spec is spec):
-            if no_train and t.action == "train":  # write the tables from what exists; the rest is marked missing
+            # --no-train writes the tables from what exists; the rest (and copies of it in other rows) is marked missing
+            if no_train and (t.action == "train" or (t.action == "duplicate" and t.config_hash not in index)):
                 out = Outcome(error="not computed yet (make reproduce-tables computes it)", how="missing")
             else:
                 out = execute(t, index)

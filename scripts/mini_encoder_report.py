@@ -82,6 +82,7 @@ def main() -> None:
     # (label, starting folder, extra overrides): the cpu recipe from each start, and the paper's learning rate
     # from the mini encoder (the measurement behind the cpu scale's lr)
     systems = [("pretrained mini encoder", mini, []), ("random init (same shape)", str(rand_dir.resolve()), []),
+               ("pretrained mini encoder, lr 1e-4", mini, ["lr=1e-4"]),
                ("pretrained mini encoder, paper lr 3e-5", mini, ["lr=3e-5"])]
     rows = []
     for label, path, extra in systems:

@@ -160,9 +160,14 @@ def test_no_train_writes_the_table_from_finished_rows_and_marks_the_rest(first, 
     shutil.copytree(root / "results", tmp_path / "results")
     for record in (tmp_path / "results" / "smoke" / "mini" / "rows").glob("unsup-simcse-seed43*.json"):
         record.unlink()  # one cell not computed anywhere (no record, and another output root)
-    code, stdout = run_tables(tmp_path / "results", tmp_path / "outputs", tmp_path / "cache", tables_dir=root / "specs",
+    specs = tmp_path / "specs"  # plus a table whose row is that same cell (a copy of a missing cell is missing too)
+    shutil.copytree(root / "specs", specs)
+    (specs / "again.yaml").write_text(MINI_SPEC.replace('title: "mini table"', 'title: "again"\norder: 9'))
+    code, stdout = run_tables(tmp_path / "results", tmp_path / "outputs", tmp_path / "cache", tables_dir=specs,
                               flags=("--no-train",))
     assert code == 1 and not (tmp_path / "outputs" / "runs").exists()  # nothing trained
+    missing = [what for table, label, seed, what in RAN.findall(stdout) if (label, seed) == ("Unsup SimCSE", "43")]
+    assert len(missing) == 2 and all("not computed yet" in w for w in missing)
     table = (tmp_path / "results" / "smoke" / "mini.md").read_text()
     assert "not computed yet" in table
     assert read_csv(tmp_path / "results" / "smoke" / "mini.csv")["Hotter (tau 0.1)"]["csim_mean"]
