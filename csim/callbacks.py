@@ -41,7 +41,7 @@ class STSEvaluation(pl.Callback):
         self._last_eval_step = -1
         self.best_path = Path(best_path) if best_path else None
 
-    def run(self, trainer, pl_module) -> dict[str, float]:
+    def run(self, trainer, pl_module, epoch_end: bool = False) -> dict[str, float]:
         step = trainer.global_step
         if step == self._last_eval_step:
             return {}
@@ -56,7 +56,7 @@ class STSEvaluation(pl.Callback):
                 os.replace(tmp, self.best_path)
         self.history.append({"step": step, **metrics, "eval_seconds": round(time.perf_counter() - t0, 3)})
         for k, v in metrics.items():
-            pl_module.log(k, v, on_step=True, on_epoch=False, prog_bar=(k == self.monitor), batch_size=1)
+            pl_module.log(k, v, on_step=not epoch_end, on_epoch=epoch_end, prog_bar=(k == self.monitor), batch_size=1)
         if trainer.is_global_zero:
             pretty = " ".join(f"{k}={v:.2f}" for k, v in metrics.items())
             print(f"[eval] step {step}: {pretty} (best {self.best:.2f} @ {self.best_step})", flush=True)
@@ -89,9 +89,10 @@ class STSEvaluation(pl.Callback):
 
     def on_train_epoch_end(self, trainer, pl_module):
         # epoch-bounded runs (trainer.max_epochs, e.g. SBERT's 1 NLI epoch) are evaluated at each epoch's end too,
-        # as sentence-transformers' fit() does; a step already evaluated is not evaluated again
-        if trainer.global_step > 0:
-            self.run(trainer, pl_module)
+        # as sentence-transformers' fit() does; a step already evaluated is not evaluated again. Step-bounded runs
+        # keep their every-N-steps cadence across epoch boundaries.
+        if trainer.global_step > 0 and trainer.max_steps < 0:
+            self.run(trainer, pl_module, epoch_end=True)
 
     def state_dict(self):
         return {"best": self.best, "best_step": self.best_step, "history": self.history,
