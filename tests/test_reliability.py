@@ -124,3 +124,12 @@ def test_nan_loss_stops_with_step_and_keeps_checkpoint(run_smoke, tmp_path, monk
     assert len(ckpts) == 1
     assert torch.load(ckpts[0], weights_only=False)["global_step"] == 10
     assert not list((tmp_path / "outputs").glob("runs/*/metrics.json"))
+
+
+def test_step_bounded_run_crosses_epoch_boundaries_between_evaluations(run_smoke):
+    """3 batches per epoch, evaluation every 2 steps, 7 steps: epochs end at steps 3 and 6, between evaluations (the
+    mini encoder's pretraining crossed its epoch boundary that way). The run finishes on its every-N cadence."""
+    m = run_smoke(["+exp=simcse_unsup", "data.max_train_examples=48", "batch_size=16", "trainer.max_steps=7",
+                   "eval.every_n_steps=2"])
+    assert m["steps"] == 7
+    assert [h["step"] for h in m["history"]] == [2, 4, 6, 7]
