@@ -9,22 +9,41 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Iterable
 
 
-def write_text_atomic(path: str | Path, text: str) -> None:
+@contextlib.contextmanager
+def _atomic_file(path: str | Path):
+    """An open text file at a temporary name beside `path`, renamed over `path` only when the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.fchmod(fd, 0o644)  # mkstemp creates 0600; results are for everyone to read
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        os.fchmod(fd, 0o644)  # mkstemp creates 0600; results and data files are for everyone to read
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    with _atomic_file(path) as f:
+        f.write(text)
+
+
+def write_lines_atomic(path: str | Path, lines: Iterable[str]) -> int:
+    """Stream lines (without their newline) to `path` atomically; returns how many were written."""
+    n = 0
+    with _atomic_file(path) as f:
+        for line in lines:
+            f.write(line)
+            f.write("\n")
+            n += 1
+    return n
 
 
 def write_json_atomic(path: str | Path, obj) -> None:

@@ -28,6 +28,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from csim.data.fetch import hub
+from csim.outputs import write_lines_atomic
 
 SOURCES = ("brown", "movie_reviews", "gutenberg", "reuters", "abc", "state_union", "inaugural")
 GUTENBERG_LEFT_OUT = {"bible-kjv.txt"}
@@ -152,10 +153,10 @@ def build_corpus(stage: Path, ctx) -> str:
             raw[name] = source_sentences(name, hub.nltk_download(name, Path(tmp)))
     kept, stats = select(raw, banned)
     for name, sentences in kept.items():
-        hub.write_lines_atomic(stage / "by_source" / f"{name}.txt", sentences)
+        write_lines_atomic(stage / "by_source" / f"{name}.txt", sentences)
     everything = [s for name in SOURCES for s in kept[name]]
     random.Random(SHUFFLE_SEED).shuffle(everything)
-    hub.write_lines_atomic(stage / "sentences_shuffled.txt", everything)
+    write_lines_atomic(stage / "sentences_shuffled.txt", everything)
     table = "\n".join(f"| {n} | {r:,} | {k:,} | {d:,} |" for n, r, k, d in stats)
     return ("# English sentence corpus (offline stand-in for wiki1m), rebuilt from NLTK's corpora\n\n## Source\n"
             f"NLTK's downloader ({hub.nltk_server()}): packages {', '.join(SOURCES)}. Built by "

@@ -7,13 +7,10 @@ network; the builders call them as attributes of this module, so tests replace t
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import socket
-import tempfile
 import zipfile
 from pathlib import Path
-from typing import Iterable
 from urllib.parse import urlparse
 
 import numpy as np
@@ -105,27 +102,6 @@ def scores(ds, column: str) -> list[str]:
     dtype = np.float32 if getattr(ds.features[column], "dtype", "") == "float32" else np.float64
     values = ds.select_columns([column]).with_format("arrow")[:][column].to_numpy().astype(dtype)
     return [np.format_float_positional(v, trim="-") for v in values]
-
-
-def write_lines_atomic(path: Path, lines: Iterable[str]) -> int:
-    """Stream lines (without their newline) to a temporary file beside `path`, then rename it over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    n = 0
-    try:
-        os.fchmod(fd, 0o644)  # a data file others may read (mkstemp creates it 0600)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            for line in lines:
-                f.write(line)
-                f.write("\n")
-                n += 1
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return n
 
 
 def file_table(folder: Path) -> str:

@@ -11,6 +11,7 @@ from csim.data.nli import normalise_sentence
 from csim.data.fetch import hub
 from csim.data.sts import STS_SUBSETS
 from csim.errors import CsimError
+from csim.outputs import write_lines_atomic
 
 STSB_HUB = "mteb/stsbenchmark-sts"
 STSB_SPLITS = {"train": "train", "dev": "validation", "test": "test"}  # file name -> hub split
@@ -80,7 +81,7 @@ def build_stsb(stage: Path, ctx) -> str:
     for name, split in STSB_SPLITS.items():
         ds = hub.load_hub(STSB_HUB, split, cache_dir=ctx.cache_dir)
         lines = stsb_lines(ds, f"{STSB_HUB}:{split}")
-        counts[name] = hub.write_lines_atomic(stage / "original" / f"sts-{name}.csv", lines)
+        counts[name] = write_lines_atomic(stage / "original" / f"sts-{name}.csv", lines)
     return (f"# STS Benchmark (STS-B), rebuilt from the hub\n\n## Source\n"
             + _sources([(f"`original/sts-{n}.csv`", STSB_HUB, s) for n, s in STSB_SPLITS.items()])
             + f"\nPairs: train {counts['train']}, dev {counts['dev']}, test {counts['test']} (release: 5749 / 1500 / "
@@ -169,8 +170,8 @@ def build_sts(stage: Path, ctx) -> str:
         for subset, idx in groups.items():
             pairs = [f"{hub.field(cols['sentence1'][i], f'{path} row {i + 1}')}\t"
                      f"{hub.field(cols['sentence2'][i], f'{path} row {i + 1}')}" for i in idx]
-            hub.write_lines_atomic(folder / f"STS.input.{subset}.txt", pairs)
-            hub.write_lines_atomic(folder / f"STS.gs.{subset}.txt", [score[i] for i in idx])
+            write_lines_atomic(folder / f"STS.input.{subset}.txt", pairs)
+            write_lines_atomic(folder / f"STS.gs.{subset}.txt", [score[i] for i in idx])
         notes.append(f"- STS{year}: {len(ds)} pairs; subsets {how}.")
         rows.append((f"`raw/STS{year}-en-test/`", path, "test"))
     return ("# STS12-STS16 (SemEval English STS test sets), rebuilt from the hub\n\n## Source\n" + _sources(rows)
@@ -203,7 +204,7 @@ def build_sick(stage: Path, ctx) -> str:
     counts = {}
     for name, split in SICK_SPLITS.items():
         ds = hub.load_hub(SICK_HUB, split, cache_dir=ctx.cache_dir)
-        counts[name] = hub.write_lines_atomic(stage / "senteval" / name, sick_lines(ds, f"{SICK_HUB}:{split}")) - 1
+        counts[name] = write_lines_atomic(stage / "senteval" / name, sick_lines(ds, f"{SICK_HUB}:{split}")) - 1
     return ("# SICK (SemEval-2014 Task 1 split, as SentEval reads it), rebuilt from the hub\n\n## Source\n"
             + _sources([(f"`senteval/{n}`", SICK_HUB, s) for n, s in SICK_SPLITS.items()])
             + "\nPairs: " + ", ".join(f"{n} {c}" for n, c in counts.items()) + " (release: 4500 / 500 / 4927).\n\n"
@@ -233,7 +234,7 @@ def build_snli(stage: Path, ctx) -> str:
         ds = hub.load_hub(SNLI_HUB, split, cache_dir=ctx.cache_dir)
         s1, s2, labels, dropped = snli_columns(ds, f"{SNLI_HUB}:{split}")
         for prefix, values in (("s1", s1), ("s2", s2), ("labels", labels)):
-            hub.write_lines_atomic(stage / f"{prefix}.{name}", values)
+            write_lines_atomic(stage / f"{prefix}.{name}", values)
         c = Counter(labels)
         lines.append(f"| {name} | {len(labels)} | {c['entailment']} | {c['neutral']} | {c['contradiction']} | "
                      f"{dropped} |")

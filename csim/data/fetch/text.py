@@ -9,6 +9,7 @@ from itertools import islice
 from pathlib import Path
 
 from csim.data.fetch import hub
+from csim.outputs import write_lines_atomic
 
 WIKI1M_HUB = "princeton-nlp/datasets-for-simcse"
 WIKI1M_FILE = "wiki1m_for_simcse.txt"
@@ -33,7 +34,7 @@ def _source(ctx, what: str) -> str:
 
 
 def build_wiki1m(stage: Path, ctx) -> str:
-    n = hub.write_lines_atomic(stage / WIKI1M_FILE, _lines(_wiki1m(ctx)))
+    n = write_lines_atomic(stage / WIKI1M_FILE, _lines(_wiki1m(ctx)))
     return (f"# wiki1m_for_simcse.txt (SimCSE's 1M Wikipedia sentences), from the hub\n\n"
             + _source(ctx, f"{n:,} lines (SimCSE's file: 1,000,000).") +
             "\nNot in the offline copy (only its head is, see ../wiki1m_head). License: English Wikipedia text "
@@ -41,7 +42,7 @@ def build_wiki1m(stage: Path, ctx) -> str:
 
 
 def build_wiki1m_head(stage: Path, ctx) -> str:
-    n = hub.write_lines_atomic(stage / "wiki1m_for_simcse.head.txt", islice(_lines(_wiki1m(ctx)), HEAD_LINES))
+    n = write_lines_atomic(stage / "wiki1m_for_simcse.head.txt", islice(_lines(_wiki1m(ctx)), HEAD_LINES))
     return (f"# wiki1m_for_simcse.txt -- head slice, from the hub\n\n"
             + _source(ctx, f"The first {n:,} lines.") +
             "\n## Difference from the offline copy\nThe offline head is a byte slice: 11,914 complete lines and a "
