@@ -103,7 +103,7 @@ def bench_training(name: str, path: str, plan: dict, args, tmp: Path) -> dict:
 
     skip, tp = plan["skip"], plan["train"][name]
     n_train = (skip + max(tp["steps"], plan["warmup_steps"]) + 1) * 64
-    csim = CsimSimCSE(path, n_train, args.threads, args.seed, str(tmp / f"csim-{name}"))
+    csim = CsimSimCSE(path, n_train, args.threads, args.seed, str(tmp / f"csim-{name}"), tuple(args.csim_overrides))
     optim = "adamw_torch_fused" if csim.cfg.module.fused_adamw else "adamw_torch"
     if args.st_optim != "match":
         optim = args.st_optim
@@ -139,8 +139,12 @@ def bench_training(name: str, path: str, plan: dict, args, tmp: Path) -> dict:
         res[key]["compute_sent_per_s"] = bm.median([x["compute_sent_per_s"] for x in w])
         res[key]["cpu_use"] = bm.median([x["cpu_use"] for x in w])
     flops = []
+    enc = csim.encoder  # FLOPs csim executes: its packed forward (encoder.unpad) skips the padding
+    packed = getattr(enc, "unpad", False)
+    cls_only = packed and enc.pooler in ("cls", "cls_before_pooler")
     for w in res["csim"]["windows"]:
-        total = sum(bm.encoder_train_flops(shape, i["rows"], i["length"]) for i in w["info"])
+        total = sum(bm.encoder_train_flops(shape, i["rows"], i["length"], i["real_tokens"] if packed else None,
+                                           cls_only) for i in w["info"])
         flops.append(total / w["seconds"] / 1e9)
     lengths = [i["length"] for w in res["csim"]["windows"] for i in w["info"]]
     out = {"name": name, "path": path, "shape": shape, "matmul_params": bm.matmul_params(shape), "optim": optim,
@@ -148,6 +152,10 @@ def bench_training(name: str, path: str, plan: dict, args, tmp: Path) -> dict:
            "ratio": bm.median([c["sent_per_s"] / s["sent_per_s"] for c, s in
                                zip(res["csim"]["windows"], res["st"]["windows"])]),
            "csim_gflops": bm.median(flops), "mean_padded_length": sum(lengths) / len(lengths),
+           "csim_forward": ("packed (encoder.unpad): linear layers over real tokens" +
+                            ("; last layer at [CLS] only" if cls_only else "")) if packed else "HF padded",
+           "real_token_fraction": sum(i["real_tokens"] for w in res["csim"]["windows"] for i in w["info"]) /
+                                  sum(i["rows"] * i["length"] for w in res["csim"]["windows"] for i in w["info"]),
            "pooling": {"csim": f"{csim.cfg.encoder.pooler} (mlp: {csim.cfg.encoder.mlp})",
                        "st": " + ".join(type(m).__name__ for m in st.model)}}
     out["encode"] = bench_encoding(name, csim.encoder, st, plan, args)
@@ -222,6 +230,8 @@ def main() -> None:
                          "transformers optim name (its own default is adamw_torch_fused)")
     ap.add_argument("--encoders", default="mini,minilm", help="comma-separated subset of mini,minilm")
     ap.add_argument("--no-mlm", action="store_true", help="skip the MLM pretraining step")
+    ap.add_argument("--csim-overrides", nargs="*", default=[],
+                    help="extra csim config overrides for its side, e.g. encoder.unpad=false (HF's padded forward)")
     args = ap.parse_args()
     plan = PLANS["quick" if args.quick else "full"]
     quiet()
@@ -257,7 +267,8 @@ def main() -> None:
              "cpu": bm.cpu_description(), "versions": bm.versions(), "commit": git_commit(),
              "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "wall_s": time.time() - T0,
              "load": (load_start, os.getloadavg()), "process_max_rss_mib": bm.process_max_rss_mib(),
-             "hwm_resettable": bm.reset_peak_rss(), "encode_batch": args.encode_batch}
+             "hwm_resettable": bm.reset_peak_rss(), "encode_batch": args.encode_batch,
+             "csim_overrides": list(args.csim_overrides)}
     text = render(facts, training, gemm, mlm)
     write_text_atomic(args.out, text)
     say(f"wrote {args.out}")

@@ -173,14 +173,26 @@ def matmul_params(shape: dict) -> int:
     return shape["layers"] * (4 * shape["d"] ** 2 + 2 * shape["d"] * shape["ffn"])
 
 
-def encoder_train_flops(shape: dict, rows: int, length: int) -> float:
+def encoder_train_flops(shape: dict, rows: int, length: int, real_tokens: int | None = None,
+                        cls_only_last: bool = False) -> float:
     """One training step of a BERT encoder over a (rows x length) padded batch, backward = 2 x forward:
         6 * N * T  +  12 * layers * rows * length^2 * d
     N = matmul_params (non-embedding weights), T = rows * length padded tokens; the second term is attention's two
     batched matmuls (Q K^T and A V, 2 * rows * length^2 * d FLOPs each per layer forward). The pooler MLP and the
-    N x N similarity matrix are below 1% and left out."""
-    t = rows * length
-    return 6.0 * matmul_params(shape) * t + 12.0 * shape["layers"] * rows * length**2 * shape["d"]
+    N x N similarity matrix are below 1% and left out.
+    What csim's packed forward (encoder.unpad) executes instead: the linear layers over the `real_tokens` only, and
+    with `cls_only_last` the last layer's K and V over every real token but its Q, O and FFN at the rows' [CLS] only
+    (attention there: one query per row)."""
+    d, f, layers = shape["d"], shape["ffn"], shape["layers"]
+    per_token = matmul_params(shape) / layers  # 4 d^2 + 2 d f
+    attn = 12.0 * rows * length**2 * d
+    if real_tokens is None:
+        return 6.0 * per_token * layers * rows * length + layers * attn
+    full = layers - 1 if cls_only_last else layers
+    flops = 6.0 * per_token * full * real_tokens + full * attn
+    if cls_only_last:
+        flops += 6.0 * (2 * d * d * real_tokens + (2 * d * d + 2 * d * f) * rows) + 12.0 * rows * length * d
+    return flops
 
 
 def mlm_train_flops(shape: dict, rows: int, length: int, masked: int) -> float:

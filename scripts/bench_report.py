@@ -31,7 +31,9 @@ def render(facts: dict, training: dict, gemm: list[dict] | None, mlm: dict | Non
           f"- versions: torch {v['torch']}, transformers {v['transformers']}, sentence-transformers "
           f"{v['sentence-transformers']}, pytorch-lightning {v['pytorch-lightning']}, datasets {v['datasets']}, "
           f"accelerate {v['accelerate']}, Python {v['python']}",
-          f"- mini encoder: {facts['mini_note']}", ""]
+          f"- mini encoder: {facts['mini_note']}",
+          f"- csim config overrides: {' '.join(facts.get('csim_overrides') or []) or 'none (defaults of scale=cpu)'}",
+          ""]
     uses = [t[k]["cpu_use"] for t in training.values() for k in ("csim", "st")]
     uses += [t["encode"][k] for t in training.values() for k in ("csim_cpu_use", "st_cpu_use")]
     uses += [mlm["cpu_use"]] if mlm else []
@@ -79,7 +81,8 @@ def render(facts: dict, training: dict, gemm: list[dict] | None, mlm: dict | Non
         per = ", ".join(f"{c['sent_per_s']:.1f}/{s['sent_per_s']:.1f}" for c, s in zip(t["csim"]["windows"], t["st"]["windows"]))
         L.append(f"- {name}: windows (csim/ST sent/s) {per}; {plan['train'][name]['windows']} windows of "
                  f"{plan['train'][name]['steps']} timed steps after {plan['skip']} untimed, one warm-up window of "
-                 f"{plan['warmup_steps']} steps per side; mean padded length {t['mean_padded_length']:.1f}; "
+                 f"{plan['warmup_steps']} steps per side; mean padded length {t['mean_padded_length']:.1f} "
+                 f"({t['real_token_fraction']:.0%} real tokens); csim forward: {t['csim_forward']}; "
                  f"pooling csim {t['pooling']['csim']}, ST {t['pooling']['st']}; ST optim `{t['optim']}`, "
                  f"MNRL scale {t['st_scale']:g}")
     L.append("")
@@ -110,7 +113,11 @@ def render(facts: dict, training: dict, gemm: list[dict] | None, mlm: dict | Non
         L += ["", "FLOPs of one step over a padded (rows x length) batch, backward = 2 x forward: "
               "`6 N T + 12 layers rows length^2 d`, with T = rows x length padded tokens, N = layers x (4 d^2 + 2 d f) "
               "(Q, K, V, O and the FFN); the second term is attention's Q K^T and A V. Embedding lookups, biases, "
-              "LayerNorm, the pooler MLP and the similarity matrix (< 1%) are left out; time is end-to-end per step.", ""]
+              "LayerNorm, the pooler MLP and the similarity matrix (< 1%) are left out; time is end-to-end per step. "
+              "The FLOPs counted are those csim executes: with its packed forward (encoder.unpad, the default) the "
+              "linear layers run over the real tokens only, and with [CLS] pooling the last layer's Q, O and FFN at "
+              "[CLS] only (scripts/bench_measure.py, encoder_train_flops), so this fraction measures how well the "
+              "work done uses the hardware, not how much work is avoided.", ""]
 
     if mlm:
         s = mlm["shape"]
