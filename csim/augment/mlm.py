@@ -144,12 +144,14 @@ class MLM(Augmentation):
         """For each masked text: (top-k token ids, their logits) at each mask position, in text order. Texts go
         through the model sorted by length, so a batch pads to similar lengths."""
         tok, model, head, valid, _, device = self._load()
+        # no longer than the fill-in model's position table (the mini encoder has 64 positions; max_length is 128)
+        limit = min(self.max_length, getattr(model.config, "max_position_embeddings", None) or self.max_length)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         out: list = [None] * len(texts)
         for start in range(0, len(texts), self.batch_size):
             chunk = order[start:start + self.batch_size]
             enc = tok([texts[i] for i in chunk], padding=True, truncation=True,
-                      max_length=self.max_length, return_tensors="pt").to(device)
+                      max_length=limit, return_tensors="pt").to(device)
             where = enc["input_ids"] == tok.mask_token_id
             if head is not None:
                 hidden = model.base_model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])[0]
