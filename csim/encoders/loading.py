@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from csim.encoders.transformer import POOLERS, TransformerEncoder
+from csim.encoders.transformer import POOLERS, TransformerEncoder, usable_length
 from csim.errors import CsimError
 
 
@@ -64,12 +64,10 @@ def _json(path: Path, what: str) -> dict | list:
 
 
 def _max_length_default(enc: TransformerEncoder) -> int:
-    """The longest input the model takes: the tokenizer's model_max_length when it is set, else the model's
-    max_position_embeddings, else 512."""
-    n = getattr(enc.tokenizer, "model_max_length", None)
-    if isinstance(n, int) and 0 < n < 100_000:
-        return n
-    return int(getattr(enc.model.config, "max_position_embeddings", 512) or 512)
+    """The longest input the model takes: the smaller of the tokenizer's model_max_length and the model's
+    max_position_embeddings (whichever are set; csim.encoders.transformer.usable_length), else 512."""
+    n = usable_length(enc.model, enc.tokenizer, 99_999)
+    return n if n < 99_999 else 512
 
 
 def _st_pooling(folder: Path) -> tuple[Path, str, str, int | None, Path | None, list[str]]:

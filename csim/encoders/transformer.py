@@ -29,6 +29,15 @@ def pretrained_config(path: str, dropout: float | None, **kwargs):
     return config
 
 
+def usable_length(model, tokenizer, max_length: int) -> int:
+    """max_length, capped at what the model can read: its position table (max_position_embeddings) and the tokenizer's
+    model_max_length when that is set (RoBERTa's 514 positions hold 512 tokens). The cpu-scale mini encoder has 64
+    positions, so recipes written for BERT-base (SBERT's 128) truncate at 64 there instead of failing."""
+    limits = [max_length, getattr(model.config, "max_position_embeddings", None),
+              getattr(tokenizer, "model_max_length", None)]
+    return min(int(n) for n in limits if isinstance(n, int) and 0 < n < 100_000)
+
+
 class TransformerEncoder(SentenceEncoder):
     """A transformer + pooler.
 
@@ -73,6 +82,7 @@ class TransformerEncoder(SentenceEncoder):
         else:
             raise CsimError("The encoder needs encoder.model_name (a hub name or local folder) or encoder.random_init "
                             "(a BERT config to initialise randomly).")
+        self.max_length = usable_length(self.model, self.tokenizer, max_length)
         d = self.model.config.hidden_size
         self.dim = d
         self.unpad = bool(unpad) and pooler != "first_last_avg" and unpadded.supports(self.model)
