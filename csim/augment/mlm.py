@@ -143,9 +143,11 @@ class MLM(Augmentation):
     def _candidates(self, texts: list[str]) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """For each masked text: (top-k token ids, their logits) at each mask position, in text order. Texts go
         through the model sorted by length, so a batch pads to similar lengths."""
+        from csim.encoders.transformer import usable_length
+
         tok, model, head, valid, _, device = self._load()
-        # no longer than the fill-in model's position table (the mini encoder has 64 positions; max_length is 128)
-        limit = min(self.max_length, getattr(model.config, "max_position_embeddings", None) or self.max_length)
+        # no longer than the fill-in model can read (the mini encoder has 64 positions; max_length is 128)
+        limit = usable_length(model, tok, self.max_length)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         out: list = [None] * len(texts)
         for start in range(0, len(texts), self.batch_size):

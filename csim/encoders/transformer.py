@@ -112,7 +112,7 @@ class TransformerEncoder(SentenceEncoder):
         if self.unpad and bool(batch["attention_mask"][:, 0].all()):  # right-padded: [CLS] at position 0
             emb = unpadded.bert_forward(self.model, batch["input_ids"], batch["attention_mask"],
                                         "mean" if self.pooler == "mean" else "cls")
-            return self._head(emb, head) if self.pooler != "mean" else emb
+            return emb if self.pooler == "mean" else self._head(emb, head)
         want_hidden = self.pooler == "first_last_avg"
         out = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                          output_hidden_states=want_hidden)

@@ -1,10 +1,10 @@
 """BERT's forward over the real tokens only.
 
-A padded batch of short sentences is mostly linear layers applied to padding: at cpu scale (max length 32) about a third
-of the positions are pads, and Q/K/V/O and the FFN are >95% of the step's FLOPs. Here every linear layer sees only the
-real tokens, packed into one (tokens, d) matrix; only attention itself works on the padded (batch, heads, length, dh)
-layout (SDPA with a key mask). With [CLS] pooling the last layer also computes queries, attention output and FFN at
-[CLS] alone: nothing else of that layer reaches the embedding (or its gradient).
+In a padded batch of short sentences, Q/K/V/O and the FFN (>95% of the step's FLOPs) also run over the padding: at
+cpu scale (max length 32) about a quarter of the positions are pads (75-76% real tokens, results/bench.md). Here every
+linear layer sees only the real tokens, packed into one (tokens, d) matrix; only attention itself works on the padded
+(batch, heads, length, dh) layout (SDPA with a key mask). With [CLS] pooling the last layer also computes queries,
+attention output and FFN at [CLS] alone: nothing else of that layer reaches the embedding (or its gradient).
 
 The maths is BERT's (HF's own modules do the projections, residuals, LayerNorms and FFN); only the self-attention call is
 restated, as the SDPA call HF makes. Dropout masks are drawn over different shapes than HF's, so training runs with
