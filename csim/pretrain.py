@@ -49,12 +49,17 @@ class MLMModule(pl.LightningModule):
 
     def __init__(self, encoder: TransformerEncoder, lr: float = 1e-3, weight_decay: float = 0.01,
                  warmup_ratio: float = 0.06, glove_init: bool = True, glove_path: str | None = None, seed: int = 42,
-                 loss=None):
+                 word_embedding_lr_scale: float = 1.0, loss=None):
         super().__init__()
         self.encoder = encoder
         self.mlm = BertForMaskedLM(encoder.model.config)  # the shape comes from encoder.random_init
         encoder.model = self.mlm.bert  # one body: what the encoder evaluates is what MLM trains
         self.lr, self.weight_decay, self.warmup_ratio = lr, weight_decay, warmup_ratio
+        if word_embedding_lr_scale < 0:
+            raise ValueError(f"module.word_embedding_lr_scale={word_embedding_lr_scale}: the word embeddings' learning rate "
+                             "is lr times this factor, so it must be >= 0 (0 freezes them, 1 trains them like the rest).")
+        self.word_embedding_lr_scale = word_embedding_lr_scale
+        self.mlm.bert.embeddings.word_embeddings.weight.requires_grad_(word_embedding_lr_scale > 0)
         self.glove_rows = glove_init and glove_init_rows(self.mlm, encoder.tokenizer, glove_path, seed) or 0
 
     def mlm_loss(self, batch):
@@ -76,10 +81,17 @@ class MLMModule(pl.LightningModule):
         self.log_dict({"val/mlm_loss": loss, "val/mlm_acc": acc}, on_epoch=True, batch_size=n)
 
     def configure_optimizers(self):
-        decay = [p for n, p in self.mlm.named_parameters() if p.ndim >= 2 and "LayerNorm" not in n]
-        rest = [p for n, p in self.mlm.named_parameters() if not (p.ndim >= 2 and "LayerNorm" not in n)]
-        opt = torch.optim.AdamW([{"params": decay, "weight_decay": self.weight_decay},
-                                 {"params": rest, "weight_decay": 0.0}], lr=self.lr)
+        """AdamW, no decay on biases/LayerNorm; the word embeddings (tied to the MLM decoder) at lr x
+        word_embedding_lr_scale (0: frozen, so the GloVe geometry they start from is kept)."""
+        words = self.mlm.bert.embeddings.word_embeddings.weight
+        named = [(n, p) for n, p in self.mlm.named_parameters() if p.requires_grad and p is not words]
+        decay = [p for n, p in named if p.ndim >= 2 and "LayerNorm" not in n]
+        rest = [p for n, p in named if not (p.ndim >= 2 and "LayerNorm" not in n)]
+        groups = [{"params": decay, "weight_decay": self.weight_decay}, {"params": rest, "weight_decay": 0.0}]
+        if words.requires_grad:
+            groups.append({"params": [words], "weight_decay": self.weight_decay,
+                           "lr": self.lr * self.word_embedding_lr_scale})
+        opt = torch.optim.AdamW(groups, lr=self.lr)
         total = int(self.trainer.estimated_stepping_batches)
         sched = get_linear_schedule_with_warmup(opt, int(self.warmup_ratio * total), total)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
