@@ -2,7 +2,8 @@
 
 A BERT built from a config, 15% masking with 80/10/10 (transformers' DataCollatorForLanguageModeling), the vocabulary
 projection computed only at masked positions (projecting every position onto a 30k vocabulary costs several times
-the rest of the step on a CPU). Token embeddings can start from GloVe: each whole-word WordPiece token that GloVe
+the rest of the step on a CPU); with `encoder.unpad` the body runs over the real tokens only and its last layer at the
+masked positions only (csim/encoders/unpadded.py). Token embeddings can start from GloVe: each whole-word WordPiece token that GloVe
 knows gets its vector through a fixed random orthonormal projection to the hidden size. Saved as a normal HF folder
 with its MLM head (BertForMaskedLM), so AutoModel and AutoModelForMaskedLM both load it.
 """
@@ -21,7 +22,9 @@ from transformers import BertForMaskedLM, DataCollatorForLanguageModeling, get_l
 from csim.data.module import resumable_sampling
 from csim.data.nli import eval_sentences, normalise_sentence
 from csim.evaluate import TASKS
+from csim.encoders import unpadded
 from csim.encoders.transformer import TransformerEncoder
+from csim.errors import CsimError
 from csim.outputs import atomic_dir
 
 
@@ -56,17 +59,21 @@ class MLMModule(pl.LightningModule):
         encoder.model = self.mlm.bert  # one body: what the encoder evaluates is what MLM trains
         self.lr, self.weight_decay, self.warmup_ratio = lr, weight_decay, warmup_ratio
         if word_embedding_lr_scale < 0:
-            raise ValueError(f"module.word_embedding_lr_scale={word_embedding_lr_scale}: the word embeddings' learning rate "
+            raise CsimError(f"module.word_embedding_lr_scale={word_embedding_lr_scale}: the word embeddings' learning rate "
                              "is lr times this factor, so it must be >= 0 (0 freezes them, 1 trains them like the rest).")
         self.word_embedding_lr_scale = word_embedding_lr_scale
         self.mlm.bert.embeddings.word_embeddings.weight.requires_grad_(word_embedding_lr_scale > 0)
         self.glove_rows = glove_init and glove_init_rows(self.mlm, encoder.tokenizer, glove_path, seed) or 0
 
     def mlm_loss(self, batch):
-        labels = batch["labels"]
-        hidden = self.mlm.bert(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+        ids, mask, labels = batch["input_ids"], batch["attention_mask"], batch["labels"]
         where = labels != -100
-        logits = self.mlm.cls(hidden[where])
+        if self.encoder.unpad and unpadded.supports(self.mlm.bert) and bool(mask[:, 0].all()):
+            # packed forward (encoder.unpad): real tokens only, the last layer at the masked positions only
+            hidden = unpadded.last_states(self.mlm.bert, ids, mask, where.reshape(-1).nonzero().squeeze(1))
+        else:
+            hidden = self.mlm.bert(input_ids=ids, attention_mask=mask).last_hidden_state[where]
+        logits = self.mlm.cls(hidden)
         target = labels[where]
         return F.cross_entropy(logits, target), (logits.argmax(-1) == target).float().mean()
 

@@ -89,7 +89,8 @@ class TransformerEncoder(SentenceEncoder):
         self.mlp = nn.Sequential(nn.Linear(d, d), nn.Tanh()) if (pooler == "cls" and mlp != "none") else None
 
     def tokenize(self, texts: list[str]) -> dict[str, list]:
-        enc = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)
+        enc = self.tokenizer(list(texts), truncation=True, max_length=self.max_length,
+                             return_attention_mask=False, return_token_type_ids=False)  # only the ids are used
         return {"input_ids": enc["input_ids"]}
 
     def token_key(self) -> str:

