@@ -36,7 +36,8 @@ def _builds(output_root: Path, models_dir: Path) -> dict[str, dict]:
         if export and (Path(export) / "config.json").exists():
             fp = _model_fingerprint(str(export))
             if fp in out:
-                out[fp].update(run=str(cfg_path.parent), steps=cfg.trainer.max_steps)
+                out[fp].update(run=str(cfg_path.parent), steps=cfg.trainer.max_steps,
+                               emb_lr=cfg.get("module", {}).get("word_embedding_lr_scale", 1.0))
     return out
 
 
@@ -57,7 +58,8 @@ def _row(run_dir: Path, builds: dict) -> dict:
         fp = _model_fingerprint(model) if (Path(model) / "config.json").exists() else None
     build = builds.get(str(fp)) if fp else None
     if build:
-        start = f"models/{build['folder']}" + (f" ({build['steps']} MLM steps, `{build['run']}`)" if "run" in build else "")
+        emb = f", word embeddings at {build['emb_lr']:g} x lr" if build.get("emb_lr", 1.0) != 1.0 else ""
+        start = f"models/{build['folder']}" + (f" ({build['steps']} MLM steps{emb}, `{build['run']}`)" if "run" in build else "")
     else:
         start = model + (f" (fingerprint {fp}: no longer in the models folder)" if fp else "")
     return {"run": str(run_dir), "start": start, "lr": float(cfg.lr), "pooler": f"{cfg.encoder.pooler}",
