@@ -155,8 +155,10 @@ class MLMDataModule(pl.LightningDataModule):
         torch.set_rng_state(g)
 
     def _collate(self, rows):
-        b = self.collator([{"input_ids": r["input_ids"]} for r in rows])
-        b["attention_mask"] = (b["input_ids"] != self.encoder.tokenizer.pad_token_id).long()
+        b = self.collator([{"input_ids": r["input_ids"]} for r in rows])  # right-padded, then masked
+        # the mask comes from the lengths, not from input_ids != [PAD]: the 10% random replacements can draw [PAD]
+        lengths = torch.tensor([len(r["input_ids"]) for r in rows])
+        b["attention_mask"] = (torch.arange(b["input_ids"].shape[1])[None, :] < lengths[:, None]).long()
         return b
 
     def train_dataloader(self):

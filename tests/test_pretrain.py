@@ -7,6 +7,7 @@ from torch.utils.data import DataLoader
 from transformers import DataCollatorForLanguageModeling
 
 from csim.errors import CsimError
+from csim.pretrain import MLMDataModule
 
 SENTENCES = ["a man is playing a guitar .", "the cat sat on the mat .", "two dogs run across the field .",
              "a woman is slicing an onion .", "children play in the park .", "the sun rises over the sea ."] * 4
@@ -30,10 +31,11 @@ def _fit(module, steps: int = 3):
     tok = module.encoder.tokenizer
     collator = DataCollatorForLanguageModeling(tok, mlm_probability=0.3)
 
+    dm = MLMDataModule(source=None, encoder=module.encoder)
+    dm.collator = collator
+
     def collate(texts):
-        b = collator([{"input_ids": ids} for ids in tok(texts)["input_ids"]])
-        b["attention_mask"] = (b["input_ids"] != tok.pad_token_id).long()
-        return b
+        return dm._collate([{"input_ids": ids} for ids in tok(texts)["input_ids"]])
 
     trainer = pl.Trainer(max_steps=steps, accelerator="cpu", logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False)
@@ -77,9 +79,9 @@ def test_packed_mlm_loss_matches_hf_forward():
     m.eval()
     tok = m.encoder.tokenizer
     torch.manual_seed(1)
-    collator = DataCollatorForLanguageModeling(tok, mlm_probability=0.3)
-    batch = collator([{"input_ids": ids} for ids in tok(SENTENCES[:7] + ["one ."])["input_ids"]])
-    batch["attention_mask"] = (batch["input_ids"] != tok.pad_token_id).long()
+    dm = MLMDataModule(source=None, encoder=m.encoder)
+    dm.collator = DataCollatorForLanguageModeling(tok, mlm_probability=0.3)
+    batch = dm._collate([{"input_ids": ids} for ids in tok(SENTENCES[:7] + ["one ."])["input_ids"]])
     assert (batch["attention_mask"] == 0).any() and (batch["labels"] != -100).sum() > 3
 
     def loss_and_grads(unpad: bool):
@@ -95,3 +97,27 @@ def test_packed_mlm_loss_matches_hf_forward():
     assert hf_grads.keys() == packed_grads.keys()
     for n in hf_grads:
         torch.testing.assert_close(packed_grads[n], hf_grads[n], atol=1e-5, rtol=1e-4, msg=n)
+
+
+def test_collate_masks_by_length_when_a_replacement_draws_pad():
+    """The 80/10/10 rule's random replacements can draw [PAD]; such a token is still a real (and predicted) position,
+    so the attention mask comes from the lengths. A mask from input_ids != [PAD] made the packed MLM step fail
+    (and the padded one attend around the token)."""
+    m = _module(1.0)
+    tok = m.encoder.tokenizer
+    rows = [{"input_ids": ids} for ids in tok(SENTENCES[:4])["input_ids"]]
+    dm = MLMDataModule(source=None, encoder=m.encoder)
+
+    def replace_with_pad(features):
+        b = DataCollatorForLanguageModeling(tok, mlm_probability=0.15)(features)
+        b["labels"][:, 2] = b["input_ids"][:, 2]
+        b["input_ids"][:, 2] = tok.pad_token_id  # a masked position whose random replacement is [PAD]
+        return b
+
+    dm.collator = replace_with_pad
+    batch = dm._collate(rows)
+    lengths = [len(r["input_ids"]) for r in rows]
+    assert batch["attention_mask"].sum(1).tolist() == lengths
+    assert (batch["attention_mask"][:, 2] == 1).all()
+    loss, _ = m.mlm_loss(batch)  # packed path: position 2 is a real token
+    assert torch.isfinite(loss)
