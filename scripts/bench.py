@@ -144,7 +144,7 @@ def bench_training(name: str, path: str, plan: dict, args, tmp: Path) -> dict:
     cls_only = packed and enc.pooler in ("cls", "cls_before_pooler")
     for w in res["csim"]["windows"]:
         total = sum(bm.encoder_train_flops(shape, i["rows"], i["length"], i["real_tokens"] if packed else None,
-                                           cls_only) for i in w["info"])
+                                           i["rows"] if cls_only else None) for i in w["info"])
         flops.append(total / w["seconds"] / 1e9)
     lengths = [i["length"] for w in res["csim"]["windows"] for i in w["info"]]
     out = {"name": name, "path": path, "shape": shape, "matmul_params": bm.matmul_params(shape), "optim": optim,
@@ -197,6 +197,7 @@ def bench_mlm(plan: dict, args, tmp: Path) -> dict:
                   str(tmp / "mlm"))
     say(f"mlm: data setup {mlm.setup_seconds:.1f}s; warm-up window")
     shape = bm.bert_shape(mlm.module.mlm.config)
+    packed = bool(getattr(mlm.module.encoder, "unpad", False))  # FLOPs csim executes (see mlm_train_flops)
     mlm.window(skip + plan["warmup_steps"])
     wins = []
     for i in range(mp["windows"]):
@@ -204,11 +205,13 @@ def bench_mlm(plan: dict, args, tmp: Path) -> dict:
         info = w["info"]
         w["tokens_per_s"] = sum(x["real_tokens"] for x in info) / w["seconds"]
         w["padded_tokens_per_s"] = sum(x["rows"] * x["length"] for x in info) / w["seconds"]
-        w["gflops"] = sum(bm.mlm_train_flops(shape, x["rows"], x["length"], x["masked"]) for x in info) / w["seconds"] / 1e9
+        w["gflops"] = sum(bm.mlm_train_flops(shape, x["rows"], x["length"], x["masked"], x["real_tokens"] if packed else None)
+                          for x in info) / w["seconds"] / 1e9
         wins.append(w)
         say(f"mlm: window {i + 1}/{mp['windows']}: {w['tokens_per_s']:.0f} tokens/s, {w['seconds'] / w['steps']:.2f} s/step "
             f"(cpu {w['cpu_seconds'] / w['steps']:.2f}s/step)")
-    out = {"batch": mlm.batch_size, "max_length": int(mlm.cfg.max_length), "shape": shape, "windows": wins}
+    out = {"batch": mlm.batch_size, "max_length": int(mlm.cfg.max_length), "shape": shape, "windows": wins,
+           "packed": packed}
     for k in ("tokens_per_s", "padded_tokens_per_s", "sent_per_s", "gflops", "cpu_use"):
         out[k] = bm.median([w[k] for w in wins])
     out["s_per_step"] = bm.median([w["seconds"] / w["steps"] for w in wins])

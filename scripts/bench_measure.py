@@ -174,32 +174,34 @@ def matmul_params(shape: dict) -> int:
 
 
 def encoder_train_flops(shape: dict, rows: int, length: int, real_tokens: int | None = None,
-                        cls_only_last: bool = False) -> float:
+                        last_queries: int | None = None) -> float:
     """One training step of a BERT encoder over a (rows x length) padded batch, backward = 2 x forward:
         6 * N * T  +  12 * layers * rows * length^2 * d
     N = matmul_params (non-embedding weights), T = rows * length padded tokens; the second term is attention's two
     batched matmuls (Q K^T and A V, 2 * rows * length^2 * d FLOPs each per layer forward). The pooler MLP and the
     N x N similarity matrix are below 1% and left out.
     What csim's packed forward (encoder.unpad) executes instead: the linear layers over the `real_tokens` only, and
-    with `cls_only_last` the last layer's K and V over every real token but its Q, O and FFN at the rows' [CLS] only
-    (attention there: one query per row)."""
+    with `last_queries` the last layer's K and V over every real token but its Q, O and FFN at that many positions
+    only (the rows' [CLS] for [CLS] pooling, the masked tokens for MLM; attention there: those queries only)."""
     d, f, layers = shape["d"], shape["ffn"], shape["layers"]
     per_token = matmul_params(shape) / layers  # 4 d^2 + 2 d f
     attn = 12.0 * rows * length**2 * d
     if real_tokens is None:
         return 6.0 * per_token * layers * rows * length + layers * attn
-    full = layers - 1 if cls_only_last else layers
+    full = layers - 1 if last_queries is not None else layers
     flops = 6.0 * per_token * full * real_tokens + full * attn
-    if cls_only_last:
-        flops += 6.0 * (2 * d * d * real_tokens + (2 * d * d + 2 * d * f) * rows) + 12.0 * rows * length * d
+    if last_queries is not None:
+        flops += 6.0 * (2 * d * d * real_tokens + (2 * d * d + 2 * d * f) * last_queries) + 12.0 * last_queries * length * d
     return flops
 
 
-def mlm_train_flops(shape: dict, rows: int, length: int, masked: int) -> float:
+def mlm_train_flops(shape: dict, rows: int, length: int, masked: int, real_tokens: int | None = None) -> float:
     """encoder_train_flops plus the MLM head on the masked positions only (csim.pretrain): the transform (d x d) and
-    the vocabulary projection (d x V), 6 * masked * (d^2 + d V)."""
+    the vocabulary projection (d x V), 6 * masked * (d^2 + d V). With `real_tokens` (the packed forward,
+    encoder.unpad) the encoder's FLOPs are those it executes: real tokens, the last layer at the masked positions."""
     d = shape["d"]
-    return encoder_train_flops(shape, rows, length) + 6.0 * masked * (d * d + d * shape["vocab"])
+    body = encoder_train_flops(shape, rows, length, real_tokens, masked if real_tokens is not None else None)
+    return body + 6.0 * masked * (d * d + d * shape["vocab"])
 
 
 # --- description of the machine and software -------------------------------------------------------------------------

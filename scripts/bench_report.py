@@ -123,14 +123,17 @@ def render(facts: dict, training: dict, gemm: list[dict] | None, mlm: dict | Non
         s = mlm["shape"]
         L += ["## MLM pretraining step (csim.pretrain, the mini encoder)", "",
               f"Batch {mlm['batch']}, max length {mlm['max_length']}, {s['layers']} x {s['d']} (FFN {s['ffn']}), "
-              f"vocabulary {s['vocab']:,}, the vocabulary projection at masked positions only.", "",
+              f"vocabulary {s['vocab']:,}, the vocabulary projection at masked positions only"
+              + ("; packed forward (encoder.unpad): the body over real tokens, its last layer at the masked positions "
+                 "only." if mlm.get("packed") else "."), "",
               "| tokens/s (non-pad) | padded tokens/s | sentences/s | s/step | GFLOP/s | fraction of peak | CPU use |",
               "|---:|---:|---:|---:|---:|---:|---:|",
               f"| {_fmt(mlm['tokens_per_s'], 0)} | {_fmt(mlm['padded_tokens_per_s'], 0)} | {_fmt(mlm['sent_per_s'])} | "
               f"{mlm['s_per_step']:.3f} | {_fmt(mlm['gflops'])} | {mlm['gflops'] / peak:.1%} | {mlm['cpu_use']:.0%} |", "",
               f"{plan['mlm']['windows']} windows of {plan['mlm']['steps']} timed steps; GloVe initialisation and "
-              "validation off (neither is part of the step). FLOPs: the training formula above plus "
-              "`6 masked (d^2 + d V)` for the MLM head.", ""]
+              "validation off (neither is part of the step). FLOPs: the training formula above, counted as executed "
+              "(real tokens; the last layer's Q, O and FFN at the masked positions), plus `6 masked (d^2 + d V)` for "
+              "the MLM head.", ""]
 
     L += ["## How it is measured", "",
           "- One process, one machine; both sides get the same encoder folder, the same training sentences (the first "
