@@ -33,8 +33,9 @@ def _builds(output_root: Path, models_dir: Path) -> dict[str, dict]:
     for cfg_path in output_root.glob("runs/*/config.yaml"):
         cfg = OmegaConf.load(cfg_path)
         export = cfg.get("export_dir")
-        if export and (Path(export) / "config.json").exists():
-            fp = _model_fingerprint(str(export))
+        built = cfg_path.parent / "model"  # what this run built (export_dir may since hold a later build)
+        if export and ((built / "config.json").exists() or (Path(export) / "config.json").exists()):
+            fp = _model_fingerprint(str(built if (built / "config.json").exists() else export))
             if fp in out:
                 out[fp].update(run=str(cfg_path.parent), steps=cfg.trainer.max_steps,
                                emb_lr=cfg.get("module", {}).get("word_embedding_lr_scale", 1.0))
