@@ -3,9 +3,10 @@
 A BERT built from a config, 15% masking with 80/10/10 (transformers' DataCollatorForLanguageModeling), the vocabulary
 projection computed only at masked positions (projecting every position onto a 30k vocabulary costs several times
 the rest of the step on a CPU); with `encoder.unpad` the body runs over the real tokens only and its last layer at the
-masked positions only (csim/encoders/unpadded.py). Token embeddings can start from GloVe: each whole-word WordPiece token that GloVe
-knows gets its vector through a fixed random orthonormal projection to the hidden size. Saved as a normal HF folder
-with its MLM head (BertForMaskedLM), so AutoModel and AutoModelForMaskedLM both load it.
+masked positions only (csim/encoders/unpadded.py). Token embeddings can start from GloVe: each whole-word WordPiece
+token that GloVe knows gets its vector through a fixed random orthonormal projection to the hidden size, and
+`word_embedding_lr_scale` sets their learning rate relative to the rest. Saved as a normal HF folder with its MLM head
+(BertForMaskedLM), so AutoModel and AutoModelForMaskedLM both load it.
 """
 
 from __future__ import annotations
@@ -59,8 +60,9 @@ class MLMModule(pl.LightningModule):
         encoder.model = self.mlm.bert  # one body: what the encoder evaluates is what MLM trains
         self.lr, self.weight_decay, self.warmup_ratio = lr, weight_decay, warmup_ratio
         if word_embedding_lr_scale < 0:
-            raise CsimError(f"module.word_embedding_lr_scale={word_embedding_lr_scale}: the word embeddings' learning rate "
-                             "is lr times this factor, so it must be >= 0 (0 freezes them, 1 trains them like the rest).")
+            raise CsimError(f"module.word_embedding_lr_scale={word_embedding_lr_scale}: the word embeddings' learning "
+                            "rate is lr times this factor, so it must be >= 0 (0 freezes them, 1 trains them like the "
+                            "rest).")
         self.word_embedding_lr_scale = word_embedding_lr_scale
         self.mlm.bert.embeddings.word_embeddings.weight.requires_grad_(word_embedding_lr_scale > 0)
         self.glove_rows = glove_init and glove_init_rows(self.mlm, encoder.tokenizer, glove_path, seed) or 0

@@ -104,7 +104,8 @@ def main() -> None:
 
     # (label, starting folder, extra overrides, seeds): the cpu recipe from each start over --seeds, and the paper's
     # learning rate and 1e-4 from the mini encoder (the measurement behind the cpu scale's lr), one seed each
-    systems = [("pretrained mini encoder", mini, [], seeds), ("random init (same shape)", str(rand_dir.resolve()), [], seeds),
+    systems = [("pretrained mini encoder", mini, [], seeds),
+               ("random init (same shape)", str(rand_dir.resolve()), [], seeds),
                ("pretrained mini encoder, lr 1e-4", mini, ["lr=1e-4"], seeds[:1]),
                ("pretrained mini encoder, paper lr 3e-5", mini, ["lr=3e-5"], seeds[:1])]
     jobs = [(path, [*extra, f"seed={s}", *args.overrides], data_dir) for _, path, extra, ss in systems for s in ss]

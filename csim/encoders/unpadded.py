@@ -44,8 +44,8 @@ def _project(x: torch.Tensor, linears) -> list[torch.Tensor]:
 
 def _layer(layer, x: torch.Tensor, idx: torch.Tensor, shape: tuple[int, int], key_mask: torch.Tensor,
            queries: tuple[torch.Tensor, torch.Tensor, int] | None) -> torch.Tensor:
-    """One BertLayer on packed tokens x (T, d). queries = (rows, grid, Lq): compute the layer's output only at the packed
-    rows `rows`, whose queries sit at slots `grid` (b * Lq + j) of a (B, Lq) query layout."""
+    """One BertLayer on packed tokens x (T, d). queries = (rows, grid, Lq): compute the layer's output only at the
+    packed rows `rows`, whose queries sit at slots `grid` (b * Lq + j) of a (B, Lq) query layout."""
     sa = layer.attention.self
     B, L = shape
     H, dh = sa.num_attention_heads, sa.attention_head_size
