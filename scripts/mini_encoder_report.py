@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import statistics
 import time
 from pathlib import Path
 
@@ -48,22 +49,19 @@ def stsb_dev(model_dir: str, pooler: str, data_dir: str) -> float:
 
 
 def simcse_from(job) -> dict:
-    """STS-B dev of mean / [CLS] embeddings before and after `csim train +exp=simcse_unsup scale=cpu` from a folder."""
+    """STS-B dev of mean / [CLS] embeddings after `csim train +exp=simcse_unsup scale=cpu` from a folder."""
     from csim.config import compose_run
     from csim.train import train
 
     path, overrides, data_dir = job
-    before = {p: stsb_dev(path, p, data_dir) for p in ("mean", "cls_before_pooler")}
     run = train(compose_run(["+exp=simcse_unsup", "scale=cpu", f"encoder.model_name={path}", *overrides]))
     model = str(Path(run["run_dir"]) / "model")
     after = {p: stsb_dev(model, p, data_dir) for p in ("mean", "cls_before_pooler")}
     seed = next(int(o.split("=", 1)[1]) for o in overrides if o.startswith("seed="))
-    return {"before": before, "after": after, "run": run, "seed": seed}
+    return {"after": after, "run": run, "seed": seed}
 
 
 def mean_sd(xs: list[float]) -> str:
-    import statistics
-
     return f"{statistics.mean(xs):.2f}" + (f" ± {statistics.stdev(xs):.2f}" if len(xs) > 1 else "")
 
 
@@ -117,9 +115,12 @@ def main() -> None:
             done = list(pool.map(simcse_from, [(p, [*o, "threads=1"], d) for p, o, d in jobs]))
     else:
         done = [simcse_from(j) for j in jobs]
+    # the starting folders' own scores: once per folder (they do not depend on the SimCSE seed)
+    before = {path: {p: stsb_dev(path, p, data_dir) for p in ("mean", "cls_before_pooler")}
+              for path in dict.fromkeys(path for _, path, _, _ in systems)}
     rows, k = [], 0
-    for label, _, _, ss in systems:
-        rows.append((label, done[k : k + len(ss)]))
+    for label, path, _, ss in systems:
+        rows.append((label, before[path], done[k : k + len(ss)]))
         k += len(ss)
     glove = None
     try:
@@ -129,7 +130,7 @@ def main() -> None:
 
     c = curve(Path(pre["run_dir"]))
     cpu_lr = compose_run(["+exp=simcse_unsup", "scale=cpu"]).lr
-    walls = ", ".join(f"{r['run']['wall_seconds']:.0f} s" for _, rs in rows for r in rs)
+    walls = ", ".join(f"{r['run']['wall_seconds']:.0f} s" for _, _, rs in rows for r in rs)
     lines = [
         "# The cpu-scale mini encoder",
         "",
@@ -167,18 +168,14 @@ def main() -> None:
         "| start | seeds | mean before | [CLS] before | mean after | [CLS] after | SimCSE best dev (its pooler) | per seed | steps |",
         "|---|---|---:|---:|---:|---:|---:|---|---:|",
     ]
-    for label, rs in rows:
+    for label, b, rs in rows:
         col = lambda f: mean_sd([f(r) for r in rs])  # noqa: E731
         per_seed = " / ".join(f"{r['run']['best_stsb_dev_spearman']:.2f}" for r in rs)
-        lines.append(f"| {label} | {','.join(str(r['seed']) for r in rs)} | {col(lambda r: r['before']['mean'])} | "
-                     f"{col(lambda r: r['before']['cls_before_pooler'])} | {col(lambda r: r['after']['mean'])} | "
+        lines.append(f"| {label} | {','.join(str(r['seed']) for r in rs)} | {b['mean']:.2f} | "
+                     f"{b['cls_before_pooler']:.2f} | {col(lambda r: r['after']['mean'])} | "
                      f"{col(lambda r: r['after']['cls_before_pooler'])} | "
-                     f"**{col(lambda r: r['run']['best_stsb_dev_spearman'])}** | "
-                     f"{per_seed} | "
-                     f"{rs[0]['run']['steps']} |")
-    import statistics
-
-    best = {label: statistics.mean(r["run"]["best_stsb_dev_spearman"] for r in rs) for label, rs in rows}
+                     f"**{col(lambda r: r['run']['best_stsb_dev_spearman'])}** | {per_seed} | {rs[0]['run']['steps']} |")
+    best = {label: statistics.mean(r["run"]["best_stsb_dev_spearman"] for r in rs) for label, _, rs in rows}
     mini_best, rand_best = best["pretrained mini encoder"], best["random init (same shape)"]
     lines += ["", f"Unsup SimCSE from the pretrained mini encoder vs from the random encoder: {mini_best:.2f} vs "
                   f"{rand_best:.2f} ({mini_best - rand_best:+.2f})."]
