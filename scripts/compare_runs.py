@@ -3,7 +3,7 @@
 usage: python scripts/compare_runs.py RUN_DIR [RUN_DIR ...] [--out results/some_comparison.md] [--title TEXT]
 
 Every figure is read from the run's own metrics.json (best STS-B dev checkpoint, its test score, commit, finish time)
-and config.yaml (encoder, lr, pooler, seed, steps). When the encoder is a folder that a csim run exported (export_dir,
+and config.yaml (encoder, lr, dropout, pooler, seed, steps). When the encoder is a folder that a csim run exported (export_dir,
 e.g. an MLM pretraining run), that run is named with its step count, so builds of different lengths can be compared.
 """
 
@@ -63,7 +63,7 @@ def _row(run_dir: Path, builds: dict) -> dict:
         start = f"models/{build['folder']}" + (f" ({build['steps']} MLM steps{emb}, `{build['run']}`)" if "run" in build else "")
     else:
         start = model + (f" (fingerprint {fp}: no longer in the models folder)" if fp else "")
-    return {"run": str(run_dir), "start": start, "lr": float(cfg.lr), "pooler": f"{cfg.encoder.pooler}",
+    return {"run": str(run_dir), "start": start, "lr": float(cfg.lr), "pooler": f"{cfg.encoder.pooler}", "dropout": cfg.encoder.get("dropout"),
             "seed": int(cfg.seed), "steps": int(cfg.trainer.max_steps), "dev": m.get("best_stsb_dev_spearman"),
             "best_step": m.get("best_step"), "test": m.get("stsb_test_spearman"),
             "commit": str(m.get("git_commit", "?"))[:7] + ("-dirty" if "dirty" in str(m.get("git_commit")) else ""),
@@ -76,10 +76,10 @@ def render(rows: list[dict], title: str, note: str = "") -> str:
          " from the run directories below (each row: that run's metrics.json and config.yaml).", "",
          *([note, ""] if note else []),
          "## Per setting (mean ± sd over seeds, STS-B dev Spearman x 100 at the best dev checkpoint)", "",
-         "| start | lr | pooler | steps | seeds | STS-B dev | STS-B test |", "|---|---:|---|---:|---|---:|---:|"]
+         "| start | lr | dropout | pooler | steps | seeds | STS-B dev | STS-B test |", "|---|---:|---:|---|---:|---|---:|---:|"]
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
-        groups.setdefault((r["start"], r["lr"], r["pooler"], r["steps"]), []).append(r)
+        groups.setdefault((r["start"], r["lr"], r["dropout"], r["pooler"], r["steps"]), []).append(r)
 
     def ms(xs):
         xs = [x for x in xs if x is not None]
@@ -87,13 +87,13 @@ def render(rows: list[dict], title: str, note: str = "") -> str:
             return "-"
         return f"{statistics.mean(xs):.2f}" + (f" ± {statistics.stdev(xs):.2f}" if len(xs) > 1 else "")
 
-    for (start, lr, pooler, steps), rs in groups.items():
-        L.append(f"| {start} | {lr:g} | {pooler} | {steps} | {','.join(str(r['seed']) for r in rs)} | "
+    for (start, lr, dropout, pooler, steps), rs in groups.items():
+        L.append(f"| {start} | {lr:g} | {dropout} | {pooler} | {steps} | {','.join(str(r['seed']) for r in rs)} | "
                  f"{ms([r['dev'] for r in rs])} | {ms([r['test'] for r in rs])} |")
-    L += ["", "## Runs", "", "| run | start | lr | pooler | seed | best dev (step) | test | commit | finished |",
-          "|---|---|---:|---|---:|---:|---:|---|---|"]
+    L += ["", "## Runs", "", "| run | start | lr | dropout | pooler | seed | best dev (step) | test | commit | finished |",
+          "|---|---|---:|---:|---|---:|---:|---:|---|---|"]
     for r in rows:
-        L.append(f"| `{r['run']}` | {r['start']} | {r['lr']:g} | {r['pooler']} | {r['seed']} | {f(r['dev'])} "
+        L.append(f"| `{r['run']}` | {r['start']} | {r['lr']:g} | {r['dropout']} | {r['pooler']} | {r['seed']} | {f(r['dev'])} "
                  f"({r['best_step']}) | {f(r['test'])} | `{r['commit']}` | {r['finished']} |")
     return "\n".join(L) + "\n"
 

@@ -34,6 +34,16 @@ def test_paper_recipe_values():
     assert cfg.eval.every_n_steps == 250 and cfg.optim.gradient_clip_val == 1.0 and cfg.warmup_ratio == 0.0
 
 
+def test_cpu_scale_unsup_dropout():
+    """The cpu scale raises unsup SimCSE's dropout to 0.2 (conf/exp/simcse_unsup.yaml) for every experiment built on
+    it; the paper scale keeps p = 0.1, and a row or command line that sets encoder.dropout keeps its own value."""
+    assert compose(["+exp=simcse_unsup"]).encoder.dropout == 0.1
+    for exp in ("simcse_unsup", "simcse_crop", "simcse_delete_one_word"):
+        assert compose([f"+exp={exp}", "scale=cpu"]).encoder.dropout == 0.2
+    assert compose(["+exp=simcse_delete_one_word", "scale=cpu", "encoder.dropout=0"]).encoder.dropout == 0
+    assert compose(["+exp=sbert_nli", "scale=cpu"]).encoder.dropout == 0.1
+
+
 def test_command_line_beats_scale_layer():
     cfg = compose(["+exp=simcse_unsup", "scale=smoke", "trainer.max_steps=7", "eval.every_n_steps=7"])
     assert cfg.trainer.max_steps == 7

@@ -86,3 +86,15 @@ def test_inputs_are_cut_at_the_models_position_table(tmp_path):
     assert len(enc.tokenize(["word " * 200])["input_ids"][0]) == 64
     enc.eval()
     assert enc.encode(["word " * 200]).shape == (1, 16)
+
+
+@pytest.mark.parametrize("pooler", ["cls", "mean"])
+def test_batch_without_padding(pooler):
+    """A batch of equal lengths (common in length-sorted encoding) skips the scatter and the key mask: same result."""
+    fast, slow = _pair(pooler, "none")
+    batch = fast.collate([{"input_ids": ids} for ids in fast.tokenize(["a b c d", "e f g h", "one two three four"])
+                          ["input_ids"]])
+    assert bool(batch["attention_mask"].all()), "the batch must have no padding"
+    fast.eval(), slow.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(fast(batch), slow(batch), atol=1e-5, rtol=1e-5)

@@ -32,38 +32,52 @@ def _fusable(*linears) -> bool:
     return all(type(m) is torch.nn.Linear and m.bias is not None for m in linears)
 
 
-def _project(x: torch.Tensor, linears) -> list[torch.Tensor]:
-    """x through each of `linears`; one (d, n*d) GEMM when they are fusable (a wider GEMM uses the cores better than
-    n narrow ones: the attention projections are a quarter of an encoder layer's FLOPs)."""
-    if len(linears) == 1 or not _fusable(*linears):
+def _project(x: torch.Tensor, linears) -> torch.Tensor | list[torch.Tensor]:
+    """x through each of `linears`: one (T, n*d) output of a single GEMM over concatenated weights when they are
+    fusable (a wider GEMM uses the cores better than n narrow ones: the attention projections are a quarter of an
+    encoder layer's FLOPs), otherwise the list of their n (T, d) outputs."""
+    if not _fusable(*linears):
         return [m(x) for m in linears]
-    w = torch.cat([m.weight for m in linears])
-    b = torch.cat([m.bias for m in linears])
-    return list(F.linear(x, w, b).split([m.out_features for m in linears], dim=1))
+    if len(linears) == 1:
+        return linears[0](x)
+    return F.linear(x, torch.cat([m.weight for m in linears]), torch.cat([m.bias for m in linears]))
 
 
-def _layer(layer, x: torch.Tensor, idx: torch.Tensor, shape: tuple[int, int], key_mask: torch.Tensor,
+def _layer(layer, x: torch.Tensor, idx: torch.Tensor | None, shape: tuple[int, int], key_mask: torch.Tensor | None,
            queries: tuple[torch.Tensor, torch.Tensor, int] | None) -> torch.Tensor:
-    """One BertLayer on packed tokens x (T, d). queries = (rows, grid, Lq): compute the layer's output only at the
+    """One BertLayer on packed tokens x (T, d); idx: packed token -> flat padded position (None: no padding, the
+    packed rows are the (B, L) layout itself). queries = (rows, grid, Lq): compute the layer's output only at the
     packed rows `rows`, whose queries sit at slots `grid` (b * Lq + j) of a (B, Lq) query layout."""
     sa = layer.attention.self
     B, L = shape
     H, dh = sa.num_attention_heads, sa.attention_head_size
 
-    def padded(t: torch.Tensor, where: torch.Tensor, n: int) -> torch.Tensor:  # (T, H*dh) -> (B, H, n, dh)
-        return t.new_zeros(B * n, t.shape[1]).index_copy(0, where, t).view(B, n, H, dh).transpose(1, 2)
+    def heads(t, where: torch.Tensor | None, n: int) -> list[torch.Tensor]:
+        """(T, k*H*dh) projections -> k tensors (B, H, n, dh), the packed rows scattered to their slots."""
+        ts = t if isinstance(t, list) else [t]
+        out = []
+        for u in ts:  # fused: one scatter for Q, K and V together
+            if where is not None:
+                u = u.new_zeros(B * n, u.shape[1]).index_copy(0, where, u)
+            k = u.shape[1] // (H * dh)
+            u = u.view(B, n, k, H, dh)
+            out += [u[:, :, i].transpose(1, 2) for i in range(k)]
+        return out
 
     if queries is None:
         xq = x
-        q, k, v = (padded(t, idx, L) for t in _project(x, [sa.query, sa.key, sa.value]))
+        q, k, v = heads(_project(x, [sa.query, sa.key, sa.value]), idx, L)
     else:  # keys and values over every token, queries at the chosen rows only
         rows, grid, Lq = queries
         xq = x.index_select(0, rows)
-        k, v = (padded(t, idx, L) for t in _project(x, [sa.key, sa.value]))
-        q = padded(sa.query(xq), grid, Lq)
+        k, v = heads(_project(x, [sa.key, sa.value]), idx, L)
+        (q,) = heads(sa.query(xq), grid, Lq)
     a = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask, dropout_p=sa.dropout.p if sa.training else 0.0,
                                        scale=sa.scaling)
-    a = a.transpose(1, 2).reshape(-1, H * dh).index_select(0, idx if queries is None else grid)
+    a = a.transpose(1, 2).reshape(-1, H * dh)
+    where = idx if queries is None else grid
+    if where is not None:
+        a = a.index_select(0, where)
     h = layer.attention.output(a, xq)  # dense, dropout, LayerNorm(a + residual)
     return layer.output(layer.intermediate(h), h)
 
@@ -76,8 +90,11 @@ def last_states(model: BertModel, input_ids: torch.Tensor, attention_mask: torch
     B, L = input_ids.shape
     mask = attention_mask.bool()
     idx = mask.reshape(-1).nonzero().squeeze(1)  # packed token -> flat padded position
-    x = model.embeddings(input_ids=input_ids).reshape(B * L, -1).index_select(0, idx)
-    key_mask = mask[:, None, None, :]
+    x = model.embeddings(input_ids=input_ids).reshape(B * L, -1)
+    if len(idx) == B * L:  # no padding (a batch of equal lengths, common in length-sorted encoding): no scatter, no mask
+        key_mask, idx_or_none = None, None
+    else:
+        x, key_mask, idx_or_none = x.index_select(0, idx), mask[:, None, None, :], idx
     queries = None
     if positions is not None:
         rows = torch.searchsorted(idx, positions).clamp(max=max(len(idx) - 1, 0))
@@ -90,7 +107,7 @@ def last_states(model: BertModel, input_ids: torch.Tensor, attention_mask: torch
         queries = (rows, b * Lq + j, Lq)
     layers = model.encoder.layer
     for i, layer in enumerate(layers):
-        x = _layer(layer, x, idx, (B, L), key_mask, queries if i == len(layers) - 1 else None)
+        x = _layer(layer, x, idx_or_none, (B, L), key_mask, queries if i == len(layers) - 1 else None)
     return x
 
 
