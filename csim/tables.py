@@ -10,6 +10,9 @@ run in this process with `csim.train.train` (one import for the whole table). Re
   2. a finished run directory (metrics.json): `train` returns it without recomputing;
   3. otherwise the run trains (resuming from its last checkpoint when it was interrupted).
 Records are written atomically as soon as a cell finishes, so a killed runner loses at most the cell it was running.
+`--jobs N` trains the cells that need training N at a time, each in its own process with `threads` / N torch threads
+(on a 2-core CPU two 1-thread runs side by side finish ~1.8x more runs per hour than one 2-thread run at a time; on one
+GPU leave it at 1); `threads` is not part of a run's identity, so the records are the same cells either way.
 A cell that fails (an experiment that does not exist yet, a CsimError) is shown as failed with its reason and the
 runner goes on; the exit status is 1 when any cell failed. Outputs per table: csim/table_report.py.
 """
@@ -175,8 +178,54 @@ def _record(t: Task, metrics: dict) -> dict:
     }
 
 
-def execute(t: Task, index: dict[str, dict]) -> Outcome:
-    """Run (or reuse) one cell; write its record; never raises except on KeyboardInterrupt."""
+def _train_in_worker(job: tuple) -> str | None:
+    """A spawned worker of `--jobs`: train one composed cell (its run directory keeps the result); the error, if any."""
+    cfg, threads = job
+    from omegaconf import open_dict
+
+    from csim.train import train
+
+    with open_dict(cfg):
+        cfg.threads = threads
+    try:
+        train(cfg)
+    except Exception as e:  # noqa: BLE001 - reported by the sequential pass, which runs the cell again
+        return _first_line(e)
+    return None
+
+
+def train_in_parallel(tasks: list[Task], jobs: int, threads: int) -> set[str]:
+    """Train the cells that need training, `jobs` at a time (spawned processes, `threads` torch threads each);
+    returns the config hashes trained here. The sequential pass then finds their run directories finished and trains
+    what is left (two-stage cells, and a cell whose worker failed, so that its error is reported as usual)."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    # duplicates of a hash are 'duplicate', so each trains once; a two-stage cell (init_from) is left to the sequential
+    # pass: its first stage may be another cell, which two processes must not train into one run directory at once
+    todo = [t for t in tasks if t.action == "train" and not t.cfg.get("init_from")]
+    if not todo:
+        return set()
+    t0, done, fresh = time.time(), 0, set()
+    _log(f"[tables] training {len(todo)} cells, {jobs} at a time ({threads} torch thread(s) each)")
+    with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
+        futures = {pool.submit(_train_in_worker, (t.cfg, threads)): t for t in todo}
+        for f in as_completed(futures):
+            t, err = futures[f], f.result()
+            done += 1
+            if err is None:
+                fresh.add(t.config_hash)
+            left = len(todo) - done
+            eta = f"ETA {fmt_duration((time.time() - t0) / done * left)}" if left else "ETA 0s"
+            _log(f"[tables] {done}/{len(todo)} trained: {t.spec.name}: {t.row.label}"
+                 f"{' [' + t.column.label + ']' if t.spec.multi_column else ''} seed {t.seed}"
+                 f"{': FAILED: ' + err if err else ''} | elapsed {fmt_duration(time.time() - t0)} | {eta}")
+    return fresh
+
+
+def execute(t: Task, index: dict[str, dict], fresh: set[str] = frozenset()) -> Outcome:
+    """Run (or reuse) one cell; write its record; never raises except on KeyboardInterrupt. `fresh`: the config
+    hashes trained by this invocation's parallel workers (reported as trained, not as reused)."""
     from csim.train import train
 
     if t.action in ("skip", "failed"):
@@ -207,13 +256,13 @@ def execute(t: Task, index: dict[str, dict]) -> Outcome:
     rec = _record(t, metrics)
     write_json_atomic(t.record_path, rec)
     index[t.config_hash] = {**rec, "_path": str(t.record_path)}
-    how = "reused run directory" if finished_before else "trained"
+    how = "reused run directory" if finished_before and t.config_hash not in fresh else "trained"
     return Outcome(metrics[t.spec.metric], metrics.get("run_dir"), float(metrics.get("wall_seconds") or 0), None,
                    metrics.get("git_commit"), how)
 
 
 def run_tables(specs: list[TableSpec], scale: str, seeds: list[int], results_dir: Path, extra: list[str],
-               dry_run: bool = False, no_train: bool = False) -> Summary:
+               dry_run: bool = False, no_train: bool = False, jobs: int = 1) -> Summary:
     t_start = time.time()
     index = _records(results_dir / scale)
     tasks = plan(specs, scale, seeds, results_dir, extra, index)
@@ -229,6 +278,10 @@ def run_tables(specs: list[TableSpec], scale: str, seeds: list[int], results_dir
             _log(f"  {t.spec.name} | {t.row.label}{' | ' + t.column.label if t.spec.multi_column else ''} | "
                  f"seed {t.seed} | {t.action}{': ' + t.error if t.error else ''} | {t.config_hash or ''}")
         return summary
+    fresh: set[str] = set()
+    if jobs > 1 and not no_train:
+        threads = next((int(o.split("=", 1)[1]) for o in extra if o.split("=", 1)[0] == "threads"), None)
+        fresh = train_in_parallel(tasks, jobs, threads or max(1, _cores() // jobs))
     trained: list[float] = []
     done = 0
     for spec in specs:
@@ -239,7 +292,7 @@ def run_tables(specs: list[TableSpec], scale: str, seeds: list[int], results_dir
             if no_train and (t.action == "train" or (t.action == "duplicate" and t.config_hash not in index)):
                 out = Outcome(error="not computed yet (make reproduce-tables computes it)", how="missing")
             else:
-                out = execute(t, index)
+                out = execute(t, index, fresh)
             done += 1
             if out.how == "trained":
                 trained.append(out.wall_seconds)
@@ -284,6 +337,12 @@ def run_tables(specs: list[TableSpec], scale: str, seeds: list[int], results_dir
     return summary
 
 
+def _cores() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def _log(message: str) -> None:
     print(message, flush=True)
 
@@ -310,6 +369,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--dry-run", action="store_true", help="show what each cell would do; run nothing")
     p.add_argument("--no-train", action="store_true",
                    help="write the tables from finished rows only (records, run directories); train nothing")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="cells trained side by side, each in its own process with threads/jobs torch threads "
+                        "(default 1; 2 on a 2-core CPU finishes the cpu tables ~1.8x sooner; keep 1 on one GPU)")
     p.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run (e.g. paths.output_root=...)")
     args = p.parse_args(argv)
     try:
@@ -325,10 +387,12 @@ def main(argv: list[str] | None = None) -> None:
             if ("=" not in o and not o.startswith("~")) or o.split("=", 1)[0].lstrip("+~") in ("scale", "seed", "exp"):
                 raise CsimError(f"extra override {o!r}: give key=value overrides; scale, seed and the experiment "
                                 f"are set with --scale, --seeds and the table specs.")
+        if args.jobs < 1:
+            raise CsimError(f"--jobs {args.jobs}: give the number of cells to train side by side, 1 or more.")
         names = [n for arg in args.table or [] for n in arg.split(",") if n]
         specs = load_specs(args.tables_dir, names or None)
         summary = run_tables(specs, scale, _seeds(args.seeds), Path(args.results_dir), list(args.overrides),
-                             dry_run=args.dry_run, no_train=args.no_train)
+                             dry_run=args.dry_run, no_train=args.no_train, jobs=args.jobs)
     except CsimError as e:
         print(f"csim: error: {e}", file=sys.stderr)
         sys.exit(2)

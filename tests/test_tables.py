@@ -127,6 +127,22 @@ def test_table_from_runs_with_mean_sd_and_a_failing_row(first):
     assert rec["value"] == json.loads((Path(rec["run_dir"]) / "metrics.json").read_text())["best_stsb_dev_spearman"]
 
 
+def test_jobs_train_cells_side_by_side_with_the_same_results(first, tmp_path, cache_dir):
+    """--jobs 2: the cells train in two spawned processes; same records as the sequential run (both at 1 thread)."""
+    root, _, _ = first
+    code, stdout = run_tables(tmp_path / "results", tmp_path / "outputs", cache_dir, seeds="42",
+                              tables_dir=root / "specs", flags=("--jobs", "2"))
+    assert code == 1  # the row whose experiment does not exist still fails, and only it
+    assert "training 2 cells, 2 at a time (1 torch thread(s) each)" in stdout
+    ran = progress(stdout)
+    assert ran[("Unsup SimCSE", 42)] == ran[("Hotter (tau 0.1)", 42)] == "trained"
+    assert ran[("Not built yet", 42)] == "FAILED"
+    for name in ("unsup-simcse-seed42.json", "hotter-tau-0-1-seed42.json"):
+        mine = json.loads((tmp_path / "results" / "smoke" / "mini" / "rows" / name).read_text())
+        seq = json.loads((root / "results" / "smoke" / "mini" / "rows" / name).read_text())
+        assert mine["config_hash"] == seq["config_hash"] and mine["value"] == seq["value"]
+
+
 def test_killed_table_resumes_with_the_missing_cells_only(first, tmp_path, cache_dir):
     root, _, _ = first
     shutil.copytree(root / "results", tmp_path / "results")
@@ -272,7 +288,8 @@ def test_cli_refuses_bad_arguments(tmp_path, capsys):
     for argv, expected in ((["--scale", "huge"], "not a scale"),
                            (["--table", "nope", "--scale", "smoke"], "Unknown table"),
                            (["--seeds", "42,x", "--scale", "smoke", "--dry-run"], "--seeds"),
-                           (["--scale", "smoke", "seed=1"], "--seeds")):
+                           (["--scale", "smoke", "seed=1"], "--seeds"),
+                           (["--scale", "smoke", "--jobs", "0"], "--jobs")):
         with pytest.raises(SystemExit) as e:
             main([*argv, "--results-dir", str(tmp_path)])
         assert e.value.code == 2 and expected in capsys.readouterr().err
@@ -284,10 +301,11 @@ def test_make_reproduce_tables_command_line(tmp_path):
                               env={"PATH": "/usr/bin:/bin", "CSIM_MODELS_DIR": str(tmp_path)}).stdout
 
     smoke = dry("SCALE=smoke", "SEEDS=42,43", "TABLE=losses")
-    assert ".venv/bin/csim tables --scale smoke --seeds 42,43 --table losses" in smoke
+    assert ".venv/bin/csim tables --scale smoke --seeds 42,43 --jobs 1 --table losses" in smoke
     assert "mlm_pretrain" not in smoke
     cpu = dry("SCALE=cpu")  # no mini encoder under CSIM_MODELS_DIR: it is built first
     assert "+exp=mlm_pretrain" in cpu and cpu.index("+exp=mlm_pretrain") < cpu.index("csim tables --scale cpu")
+    assert "--jobs 2" in cpu and "--jobs 3" in dry("SCALE=cpu", "JOBS=3")
 
 
 def test_portable_hash_ignores_folders_only(tmp_path):
