@@ -37,7 +37,7 @@ def _builds(output_root: Path, models_dir: Path) -> dict[str, dict]:
         if export and ((built / "config.json").exists() or (Path(export) / "config.json").exists()):
             fp = _model_fingerprint(str(built if (built / "config.json").exists() else export))
             if fp in out:
-                out[fp].update(run=str(cfg_path.parent), steps=cfg.trainer.max_steps,
+                out[fp].update(run=str(cfg_path.parent), steps=cfg.trainer.max_steps, lr=float(cfg.lr),
                                emb_lr=cfg.get("module", {}).get("word_embedding_lr_scale", 1.0))
     return out
 
@@ -60,7 +60,8 @@ def _row(run_dir: Path, builds: dict) -> dict:
     build = builds.get(str(fp)) if fp else None
     if build:
         emb = f", word embeddings at {build['emb_lr']:g} x lr" if build.get("emb_lr", 1.0) != 1.0 else ""
-        start = f"models/{build['folder']}" + (f" ({build['steps']} MLM steps{emb}, `{build['run']}`)" if "run" in build else "")
+        start = f"models/{build['folder']}" + (f" ({build['steps']} MLM steps at lr {build['lr']:g}{emb}, "
+                                               f"`{build['run']}`)" if "run" in build else "")
     else:
         start = model + (f" (fingerprint {fp}: no longer in the models folder)" if fp else "")
     return {"run": str(run_dir), "start": start, "lr": float(cfg.lr), "pooler": f"{cfg.encoder.pooler}", "dropout": cfg.encoder.get("dropout"),
@@ -108,7 +109,9 @@ def main() -> None:
     ap.add_argument("--models-dir", type=Path, default=Path("models"), help="where built models live")
     args = ap.parse_args()
     builds = _builds(args.output_root, args.models_dir)
-    text = render([_row(r, builds) for r in args.runs], args.title, args.note)
+    rows = sorted((_row(r, builds) for r in args.runs),  # settings grouped, in a stable order
+                  key=lambda r: (r["start"], r["lr"], str(r["dropout"]), r["pooler"], r["steps"], r["seed"]))
+    text = render(rows, args.title, args.note)
     if args.out:
         write_text_atomic(args.out, text)
     print(text)
