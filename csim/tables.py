@@ -282,6 +282,10 @@ def run_tables(specs: list[TableSpec], scale: str, seeds: list[int], results_dir
     if jobs > 1 and not no_train:
         threads = next((int(o.split("=", 1)[1]) for o in extra if o.split("=", 1)[0] == "threads"), None)
         fresh = train_in_parallel(tasks, jobs, threads or max(1, _cores() // jobs))
+        for t in tasks:  # finished by a worker: the sequential pass reads its run directory (and the ETA skips it)
+            if t.action == "train" and t.config_hash in fresh:
+                t.action = "run_dir"
+        to_train = sum(t.action == "train" for t in tasks)
     trained: list[float] = []
     done = 0
     for spec in specs:
