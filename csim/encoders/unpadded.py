@@ -59,9 +59,9 @@ def _layer(layer, x: torch.Tensor, idx: torch.Tensor | None, shape: tuple[int, i
         for u in ts:  # fused: one scatter for Q, K and V together
             if where is not None:
                 u = u.new_zeros(B * n, u.shape[1]).index_copy(0, where, u)
-            k = u.shape[1] // (H * dh)
-            u = u.view(B, n, k, H, dh)
-            out += [u[:, :, i].transpose(1, 2) for i in range(k)]
+            # unbind, not k selects: its backward stacks the k gradients in one op (select's backward would build
+            # k full-size zero tensors and add them)
+            out += [t.transpose(1, 2) for t in u.view(B, n, u.shape[1] // (H * dh), H, dh).unbind(2)]
         return out
 
     if queries is None:
