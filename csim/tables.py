@@ -11,8 +11,9 @@ run in this process with `csim.train.train` (one import for the whole table). Re
   3. otherwise the run trains (resuming from its last checkpoint when it was interrupted).
 Records are written atomically as soon as a cell finishes, so a killed runner loses at most the cell it was running.
 `--jobs N` trains the cells that need training N at a time, each in its own process with `threads` / N torch threads
-(on a 2-core CPU two 1-thread runs side by side finish ~1.8x more runs per hour than one 2-thread run at a time; on one
-GPU leave it at 1); `threads` is not part of a run's identity, so the records are the same cells either way.
+(on this 2-core CPU, two 1-thread runs side by side computed all four cpu tables in 1h05m, against about 1.5 h one
+2-thread run at a time; on one GPU leave it at 1). `threads` is not part of a run's identity: the records are the same
+cells either way (a different thread count can change the sums' order in the GEMMs, so figures may differ slightly).
 A cell that fails (an experiment that does not exist yet, a CsimError) is shown as failed with its reason and the
 runner goes on; the exit status is 1 when any cell failed. Outputs per table: csim/table_report.py.
 """
@@ -375,7 +376,7 @@ def main(argv: list[str] | None = None) -> None:
                    help="write the tables from finished rows only (records, run directories); train nothing")
     p.add_argument("--jobs", type=int, default=1,
                    help="cells trained side by side, each in its own process with threads/jobs torch threads "
-                        "(default 1; 2 on a 2-core CPU finishes the cpu tables ~1.8x sooner; keep 1 on one GPU)")
+                        "(default 1; 2 on a 2-core CPU finishes the cpu tables ~1.4x sooner; keep 1 on one GPU)")
     p.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run (e.g. paths.output_root=...)")
     args = p.parse_args(argv)
     try:
