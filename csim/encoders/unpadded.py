@@ -91,7 +91,7 @@ def last_states(model: BertModel, input_ids: torch.Tensor, attention_mask: torch
     mask = attention_mask.bool()
     idx = mask.reshape(-1).nonzero().squeeze(1)  # packed token -> flat padded position
     x = model.embeddings(input_ids=input_ids).reshape(B * L, -1)
-    if len(idx) == B * L:  # no padding (a batch of equal lengths, common in length-sorted encoding): no scatter, no mask
+    if len(idx) == B * L:  # no padding (equal lengths, common in length-sorted encoding): no scatter, no mask
         key_mask, idx_or_none = None, None
     else:
         x, key_mask, idx_or_none = x.index_select(0, idx), mask[:, None, None, :], idx
