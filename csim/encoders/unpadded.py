@@ -61,7 +61,7 @@ def _layer(layer, x: torch.Tensor, idx: torch.Tensor | None, shape: tuple[int, i
                 u = u.new_zeros(B * n, u.shape[1]).index_copy(0, where, u)
             # unbind, not k selects: its backward stacks the k gradients in one op (select's backward would build
             # k full-size zero tensors and add them)
-            out += [t.transpose(1, 2) for t in u.view(B, n, u.shape[1] // (H * dh), H, dh).unbind(2)]
+            out += [h.transpose(1, 2) for h in u.view(B, n, u.shape[1] // (H * dh), H, dh).unbind(2)]
         return out
 
     if queries is None:
