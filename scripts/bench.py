@@ -205,8 +205,8 @@ def bench_mlm(plan: dict, args, tmp: Path) -> dict:
         info = w["info"]
         w["tokens_per_s"] = sum(x["real_tokens"] for x in info) / w["seconds"]
         w["padded_tokens_per_s"] = sum(x["rows"] * x["length"] for x in info) / w["seconds"]
-        w["gflops"] = sum(bm.mlm_train_flops(shape, x["rows"], x["length"], x["masked"], x["real_tokens"] if packed else None)
-                          for x in info) / w["seconds"] / 1e9
+        w["gflops"] = sum(bm.mlm_train_flops(shape, x["rows"], x["length"], x["masked"], x["real_tokens"] if packed else None,
+                                             x["masked_per_row"]) for x in info) / w["seconds"] / 1e9
         wins.append(w)
         say(f"mlm: window {i + 1}/{mp['windows']}: {w['tokens_per_s']:.0f} tokens/s, {w['seconds'] / w['steps']:.2f} s/step "
             f"(cpu {w['cpu_seconds'] / w['steps']:.2f}s/step)")

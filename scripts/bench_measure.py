@@ -15,6 +15,8 @@ import pytorch_lightning as pl
 import torch
 from transformers import TrainerCallback
 
+from csim.encoders.unpadded import reassociates
+
 
 # --- step timers -----------------------------------------------------------------------------------------------------
 class StepLog:
@@ -164,7 +166,7 @@ def gemm_table(tokens: int, hidden: int, ffn: int, reps: int, squares=(512, 1024
 
 # --- FLOP counts -----------------------------------------------------------------------------------------------------
 def bert_shape(config) -> dict:
-    return {"d": int(config.hidden_size), "layers": int(config.num_hidden_layers),
+    return {"d": int(config.hidden_size), "layers": int(config.num_hidden_layers), "heads": int(config.num_attention_heads),
             "ffn": int(config.intermediate_size), "vocab": int(config.vocab_size)}
 
 
@@ -174,7 +176,7 @@ def matmul_params(shape: dict) -> int:
 
 
 def encoder_train_flops(shape: dict, rows: int, length: int, real_tokens: int | None = None,
-                        last_queries: int | None = None) -> float:
+                        last_queries: int | None = None, queries_per_row: int = 1) -> float:
     """One training step of a BERT encoder over a (rows x length) padded batch, backward = 2 x forward:
         6 * N * T  +  12 * layers * rows * length^2 * d
     N = matmul_params (non-embedding weights), T = rows * length padded tokens; the second term is attention's two
@@ -182,7 +184,10 @@ def encoder_train_flops(shape: dict, rows: int, length: int, real_tokens: int | 
     N x N similarity matrix are below 1% and left out.
     What csim's packed forward (encoder.unpad) executes instead: the linear layers over the `real_tokens` only, and
     with `last_queries` the last layer's K and V over every real token but its Q, O and FFN at that many positions
-    only (the rows' [CLS] for [CLS] pooling, the masked tokens for MLM; attention there: those queries only)."""
+    only (the rows' [CLS] for [CLS] pooling, the masked tokens for MLM; attention there: those queries only). When
+    unpadded.reassociates(queries_per_row, ...) holds (it does for [CLS] pooling and for MLM at 15% masking) the last
+    layer forms no keys and values at all: per query it multiplies by Wk and Wv (2 d^2) and takes two dot products
+    with each of the row's `length` inputs per head (2 heads length d) instead."""
     d, f, layers = shape["d"], shape["ffn"], shape["layers"]
     per_token = matmul_params(shape) / layers  # 4 d^2 + 2 d f
     attn = 12.0 * rows * length**2 * d
@@ -190,17 +195,21 @@ def encoder_train_flops(shape: dict, rows: int, length: int, real_tokens: int | 
         return 6.0 * per_token * layers * rows * length + layers * attn
     full = layers - 1 if last_queries is not None else layers
     flops = 6.0 * per_token * full * real_tokens + full * attn
-    if last_queries is not None:
-        flops += 6.0 * (2 * d * d * real_tokens + (2 * d * d + 2 * d * f) * last_queries) + 12.0 * last_queries * length * d
-    return flops
+    if last_queries is None:
+        return flops
+    if reassociates(queries_per_row, shape["heads"], length, d):
+        return flops + 6.0 * (4 * d * d + 2 * d * f) * last_queries + 12.0 * last_queries * shape["heads"] * length * d
+    return flops + 6.0 * (2 * d * d * real_tokens + (2 * d * d + 2 * d * f) * last_queries) + 12.0 * last_queries * length * d
 
 
-def mlm_train_flops(shape: dict, rows: int, length: int, masked: int, real_tokens: int | None = None) -> float:
+def mlm_train_flops(shape: dict, rows: int, length: int, masked: int, real_tokens: int | None = None,
+                    masked_per_row: int = 1) -> float:
     """encoder_train_flops plus the MLM head on the masked positions only (csim.pretrain): the transform (d x d) and
     the vocabulary projection (d x V), 6 * masked * (d^2 + d V). With `real_tokens` (the packed forward,
     encoder.unpad) the encoder's FLOPs are those it executes: real tokens, the last layer at the masked positions."""
     d = shape["d"]
-    body = encoder_train_flops(shape, rows, length, real_tokens, masked if real_tokens is not None else None)
+    body = encoder_train_flops(shape, rows, length, real_tokens, masked if real_tokens is not None else None,
+                               masked_per_row)
     return body + 6.0 * masked * (d * d + d * shape["vocab"])
 
 

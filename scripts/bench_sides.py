@@ -130,7 +130,8 @@ def csim_encode_timed(encoder, sentences: list[str], batch_size: int) -> Stopwat
 def _mlm_tokens(batch) -> dict:
     ids = batch["input_ids"]
     return {"rows": int(ids.shape[0]), "length": int(ids.shape[1]), "real_tokens": int(batch["attention_mask"].sum()),
-            "masked": int((batch["labels"] != -100).sum())}
+            "masked": int((batch["labels"] != -100).sum()),
+            "masked_per_row": int((batch["labels"] != -100).sum(1).max())}
 
 
 class CsimMLM:

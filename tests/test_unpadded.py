@@ -98,3 +98,36 @@ def test_batch_without_padding(pooler):
     fast.eval(), slow.eval()
     with torch.no_grad():
         torch.testing.assert_close(fast(batch), slow(batch), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("per_row", [1, 2, "all"])
+def test_last_layer_at_chosen_positions(per_row):
+    """last_states at chosen positions equals every position's states there, with gradients: few queries per row
+    (reassociated attention: no keys or values formed) and every position (keys and values projected)."""
+    from csim.encoders import unpadded
+
+    fast, _ = _pair("mean", "none")
+    batch = _batch(fast)
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    B, L = ids.shape
+    lengths = mask.sum(1).tolist()
+    flat = [b * L + t for b in range(B) for t in range(lengths[b])
+            if per_row == "all" or t < per_row or t == lengths[b] - 1]
+    positions = torch.tensor(flat)
+    cfg = fast.model.config
+    Lq = max(sum(1 for p in flat if p // L == b) for b in range(B))
+    assert unpadded.reassociates(Lq, cfg.num_attention_heads, L, cfg.hidden_size) == (per_row != "all")
+    fast.model.train()  # dropout 0: deterministic
+    names, params = zip(*fast.model.named_parameters())
+    target = torch.randn(len(flat), fast.dim, generator=torch.Generator().manual_seed(2))
+    results = []
+    for pos in (positions, None):
+        out = unpadded.last_states(fast.model, ids, mask, pos)
+        if pos is None:  # every real token, packed: pick the chosen ones
+            out = out[torch.searchsorted(mask.reshape(-1).nonzero().squeeze(1), positions)]
+        grads = torch.autograd.grad(((out - target) ** 2).sum(), params, allow_unused=True)
+        results.append((out.detach(), [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]))
+    (a, ga), (b, gb) = results
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    for name, x, y in zip(names, ga, gb):
+        torch.testing.assert_close(x, y, atol=1e-4, rtol=1e-4, msg=name)

@@ -10,7 +10,7 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, BertConfig, BertModel
 
 from csim.encoders import unpadded
-from csim.encoders.base import SentenceEncoder
+from csim.encoders.base import SentenceEncoder, right_padded
 from csim.encoders.tokenizer import get_tokenizer
 from csim.errors import CsimError
 from csim.outputs import atomic_dir
@@ -99,15 +99,7 @@ class TransformerEncoder(SentenceEncoder):
         return Hasher.hash((self.tokenizer, self.max_length))
 
     def collate(self, rows: list[dict]) -> dict[str, torch.Tensor]:
-        n = max(len(r["input_ids"]) for r in rows)
-        pad = self.tokenizer.pad_token_id or 0
-        ids = torch.full((len(rows), n), pad, dtype=torch.long)
-        mask = torch.zeros((len(rows), n), dtype=torch.long)
-        for i, r in enumerate(rows):
-            L = len(r["input_ids"])
-            ids[i, :L] = torch.as_tensor(r["input_ids"])
-            mask[i, :L] = 1
-        return {"input_ids": ids, "attention_mask": mask}
+        return right_padded([r["input_ids"] for r in rows], self.tokenizer.pad_token_id or 0)
 
     def forward(self, batch: dict[str, torch.Tensor], head: bool = False) -> torch.Tensor:
         if self.unpad and bool(batch["attention_mask"][:, 0].all()):  # right-padded: [CLS] at position 0

@@ -43,6 +43,31 @@ def _project(x: torch.Tensor, linears) -> torch.Tensor | list[torch.Tensor]:
     return F.linear(x, torch.cat([m.weight for m in linears]), torch.cat([m.bias for m in linears]))
 
 
+def reassociates(queries_per_row: int, heads: int, length: int, d: int) -> bool:
+    """Whether a layer computed at `queries_per_row` positions per row takes _few_query_attention: its cost per row,
+    about queries (heads length + d) d multiply-adds, is below the L d^2 of projecting the keys (or values)."""
+    return queries_per_row * (heads * length + d) < length * d
+
+
+def _few_query_attention(q: torch.Tensor, x: torch.Tensor, key, value, key_mask: torch.Tensor | None, drop: float,
+                         scale: float) -> torch.Tensor:
+    """Attention of a few queries q (B, H, Lq, dh) over the layer inputs x (B, L, d), without projecting keys and
+    values: with head h's key weights Wk_h (dh, d), q . (Wk_h x + bk_h) = (q Wk_h) . x + q . bk_h, and since the
+    attention weights p of a query sum to s (1, or less/more after dropout), sum_t p_t (Wv_h x_t + bv_h) =
+    Wv_h (sum_t p_t x_t) + s bv_h. That costs about Lq (H L + d) d multiply-adds per row instead of the 2 L d^2 of
+    the key and value projections: with [CLS] pooling (Lq = 1) the last layer's keys and values are never formed."""
+    B, H, Lq, dh = q.shape
+    wk, wv = key.weight.view(H, dh, -1), value.weight.view(H, dh, -1)
+    qk = torch.einsum("bhqe,hed->bhqd", q, wk)  # (B, H, Lq, d)
+    scores = torch.matmul(qk.flatten(1, 2), x.transpose(1, 2)).view(B, H, Lq, -1)  # (B, H, Lq, L)
+    scores = (scores + torch.einsum("bhqe,he->bhq", q, key.bias.view(H, dh)).unsqueeze(-1)) * scale
+    if key_mask is not None:
+        scores = scores.masked_fill(~key_mask, float("-inf"))
+    p = F.dropout(scores.softmax(-1), drop, training=drop > 0)
+    z = torch.matmul(p.flatten(1, 2), x).view(B, H, Lq, -1)  # (B, H, Lq, d): the weighted sums of the inputs
+    return torch.einsum("bhqd,hed->bhqe", z, wv) + p.sum(-1, keepdim=True) * value.bias.view(1, H, 1, dh)
+
+
 def _layer(layer, x: torch.Tensor, idx: torch.Tensor | None, shape: tuple[int, int], key_mask: torch.Tensor | None,
            queries: tuple[torch.Tensor, torch.Tensor, int] | None) -> torch.Tensor:
     """One BertLayer on packed tokens x (T, d); idx: packed token -> flat padded position (None: no padding, the
@@ -64,16 +89,22 @@ def _layer(layer, x: torch.Tensor, idx: torch.Tensor | None, shape: tuple[int, i
             out += [h.transpose(1, 2) for h in u.view(B, n, u.shape[1] // (H * dh), H, dh).unbind(2)]
         return out
 
+    drop = sa.dropout.p if sa.training else 0.0
     if queries is None:
         xq = x
         q, k, v = heads(_project(x, [sa.query, sa.key, sa.value]), idx, L)
-    else:  # keys and values over every token, queries at the chosen rows only
+        a = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask, dropout_p=drop, scale=sa.scaling)
+    else:  # queries at the chosen rows only
         rows, grid, Lq = queries
         xq = x.index_select(0, rows)
-        k, v = heads(_project(x, [sa.key, sa.value]), idx, L)
         (q,) = heads(sa.query(xq), grid, Lq)
-    a = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask, dropout_p=sa.dropout.p if sa.training else 0.0,
-                                       scale=sa.scaling)
+        d = x.shape[1]
+        if reassociates(Lq, H, L, d) and _fusable(sa.key, sa.value):
+            xs = x if idx is None else x.new_zeros(B * L, d).index_copy(0, idx, x)
+            a = _few_query_attention(q, xs.view(B, L, d), sa.key, sa.value, key_mask, drop, sa.scaling)
+        else:  # keys and values over every token
+            k, v = heads(_project(x, [sa.key, sa.value]), idx, L)
+            a = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask, dropout_p=drop, scale=sa.scaling)
     a = a.transpose(1, 2).reshape(-1, H * dh)
     where = idx if queries is None else grid
     if where is not None:

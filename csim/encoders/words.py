@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from csim.encoders.base import SentenceEncoder
+from csim.encoders.base import SentenceEncoder, right_padded
 from csim.errors import CsimError
 
 log = logging.getLogger(__name__)
@@ -112,15 +112,7 @@ class WordVectorEncoder(SentenceEncoder):
         return Hasher.hash((type(self).__qualname__, self.config, len(self.vocab)))
 
     def collate(self, rows: list[dict]) -> dict[str, torch.Tensor]:
-        n = max(1, max(len(r["input_ids"]) for r in rows))
-        ids = torch.zeros((len(rows), n), dtype=torch.long)
-        mask = torch.zeros((len(rows), n), dtype=torch.long)
-        for i, r in enumerate(rows):
-            L = len(r["input_ids"])
-            if L:
-                ids[i, :L] = torch.as_tensor(r["input_ids"])
-                mask[i, :L] = 1
-        return {"input_ids": ids, "attention_mask": mask}
+        return right_padded([r["input_ids"] for r in rows], 0)
 
     def embed(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """-> (word vectors [B, T, d] with zeros at padding, mask [B, T] float)."""
