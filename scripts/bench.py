@@ -43,7 +43,7 @@ from bench_report import render  # noqa: E402
 PLANS = {
     "full": {"skip": 1, "warmup_steps": 2, "gemm_reps": 10,
              "train": {"mini": {"windows": 5, "steps": 6}, "minilm": {"windows": 3, "steps": 4}},
-             "encode": {"sentences": None, "repeats": {"mini": 3, "minilm": 2}, "warmup_sentences": 256},
+             "encode": {"sentences": None, "repeats": {"mini": 5, "minilm": 5}, "warmup_sentences": 256},
              "mlm": {"windows": 3, "steps": 5}},
     "quick": {"skip": 1, "warmup_steps": 1, "gemm_reps": 3,
               "train": {"mini": {"windows": 2, "steps": 3}, "minilm": {"windows": 2, "steps": 3}},

