@@ -116,7 +116,8 @@ def render(facts: dict, training: dict, gemm: list[dict] | None, mlm: dict | Non
               "LayerNorm, the pooler MLP and the similarity matrix (< 1%) are left out; time is end-to-end per step. "
               "The FLOPs counted are those csim executes: with its packed forward (encoder.unpad, the default) the "
               "linear layers run over the real tokens only, and with [CLS] pooling the last layer's Q, O and FFN at "
-              "[CLS] only (scripts/bench_measure.py, encoder_train_flops), so this fraction measures how well the "
+              "[CLS] only, its attention reassociated (no keys or values: `2 d^2 + 2 heads length d` per query instead) "
+              "(scripts/bench_measure.py, encoder_train_flops), so this fraction measures how well the "
               "work done uses the hardware, not how much work is avoided.", ""]
 
     if mlm:
@@ -132,7 +133,8 @@ def render(facts: dict, training: dict, gemm: list[dict] | None, mlm: dict | Non
               f"{mlm['s_per_step']:.3f} | {_fmt(mlm['gflops'])} | {mlm['gflops'] / peak:.1%} | {mlm['cpu_use']:.0%} |", "",
               f"{plan['mlm']['windows']} windows of {plan['mlm']['steps']} timed steps; GloVe initialisation and "
               "validation off (neither is part of the step). FLOPs: the training formula above, counted as executed "
-              "(real tokens; the last layer's Q, O and FFN at the masked positions), plus `6 masked (d^2 + d V)` for "
+              "(real tokens; the last layer's Q, O, FFN and reassociated attention at the masked positions), plus "
+              "`6 masked (d^2 + d V)` for "
               "the MLM head.", ""]
 
     L += ["## How it is measured", "",

@@ -131,3 +131,15 @@ def test_last_layer_at_chosen_positions(per_row):
     torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
     for name, x, y in zip(names, ga, gb):
         torch.testing.assert_close(x, y, atol=1e-4, rtol=1e-4, msg=name)
+
+
+def test_attention_matches_sdpa():
+    """The CPU attention (two batched matmuls) computes what the SDPA call (taken on GPUs) does, with a key mask."""
+    from csim.encoders.unpadded import _attention
+
+    g = torch.Generator().manual_seed(3)
+    q, k, v = (torch.randn(3, 2, 5, 4, generator=g) for _ in range(3))
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 0, 0, 0, 0]], dtype=torch.bool)[:, None, None, :]
+    for m in (mask, None):
+        want = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=m, scale=0.3)
+        torch.testing.assert_close(_attention(q, k, v, m, 0.0, 0.3), want)

@@ -3,13 +3,15 @@
 In a padded batch of short sentences, Q/K/V/O and the FFN (>95% of the step's FLOPs) also run over the padding: at
 cpu scale (max length 32) about a quarter of the positions are pads (75-76% real tokens, results/bench.md). Here every
 linear layer sees only the real tokens, packed into one (tokens, d) matrix; only attention itself works on the padded
-(batch, heads, length, dh) layout (SDPA with a key mask). With [CLS] pooling the last layer also computes queries,
-attention output and FFN at [CLS] alone: nothing else of that layer reaches the embedding (or its gradient).
+(batch, heads, length, dh) layout (keys masked). With [CLS] pooling the last layer also computes queries, attention
+output and FFN at [CLS] alone: nothing else of that layer reaches the embedding (or its gradient); and since a few
+queries need no keys or values of their own, that layer's attention is reassociated (_few_query_attention).
 
-The maths is BERT's (HF's own modules do the projections, residuals, LayerNorms and FFN); only the self-attention call is
-restated, as the SDPA call HF makes. Dropout masks are drawn over different shapes than HF's, so training runs with
-dropout are statistically, not bitwise, the same as the padded path. `supports()` says when the model is a plain BERT
-encoder (absolute positions, no decoder/cross-attention, no FFN chunking); otherwise the caller uses HF's forward.
+The maths is BERT's (HF's own modules do the projections, residuals, LayerNorms and FFN); only self-attention is
+restated: as two batched matmuls, which at these lengths run faster on CPU than the SDPA call HF makes. Dropout masks
+are drawn over different shapes than HF's, so training runs with dropout are statistically, not bitwise, the same as
+the padded path. `supports()` says when the model is a plain BERT encoder (absolute positions, no
+decoder/cross-attention, no FFN chunking); otherwise the caller uses HF's forward.
 """
 
 from __future__ import annotations
@@ -47,7 +49,9 @@ def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_mask: torc
                scale: float) -> torch.Tensor:
     """softmax(q k^T scale, keys masked) v, dropout on the attention weights: what HF's SDPA call computes, as two
     batched matmuls. At these lengths (L <= 32) this is faster on CPU than SDPA's flash kernel: 2x in inference
-    (0.5-1.7 vs 1.4-3.1 ms per MiniLM layer at batch 64), 5-20% in training."""
+    (0.5-1.7 vs 1.4-3.1 ms per MiniLM layer at batch 64), 5-20% in training. On a GPU, SDPA's fused kernels."""
+    if q.device.type != "cpu":
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask, dropout_p=drop, scale=scale)
     s = torch.matmul(q, k.transpose(-1, -2)).mul_(scale)
     if key_mask is not None:
         s = s.masked_fill_(~key_mask, float("-inf"))
