@@ -23,7 +23,7 @@ from transformers import BertForMaskedLM, DataCollatorForLanguageModeling, get_l
 from csim.data.module import resumable_sampling
 from csim.data.nli import eval_sentences, normalise_sentence
 from csim.evaluate import TASKS
-from csim.encoders import unpadded
+from csim.encoders import fast_dropout, unpadded
 from csim.encoders.transformer import TransformerEncoder
 from csim.errors import CsimError
 from csim.outputs import atomic_dir
@@ -56,7 +56,7 @@ class MLMModule(pl.LightningModule):
                  word_embedding_lr_scale: float = 1.0, loss=None):
         super().__init__()
         self.encoder = encoder
-        self.mlm = BertForMaskedLM(encoder.model.config)  # the shape comes from encoder.random_init
+        self.mlm = fast_dropout.swap(BertForMaskedLM(encoder.model.config))  # the shape: encoder.random_init
         encoder.model = self.mlm.bert  # one body: what the encoder evaluates is what MLM trains
         self.lr, self.weight_decay, self.warmup_ratio = lr, weight_decay, warmup_ratio
         if word_embedding_lr_scale < 0:

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel, BertConfig, BertModel
 
-from csim.encoders import unpadded
+from csim.encoders import fast_dropout, unpadded
 from csim.encoders.base import SentenceEncoder, right_padded
 from csim.encoders.tokenizer import get_tokenizer
 from csim.errors import CsimError
@@ -82,6 +82,7 @@ class TransformerEncoder(SentenceEncoder):
         else:
             raise CsimError("The encoder needs encoder.model_name (a hub name or local folder) or encoder.random_init "
                             "(a BERT config to initialise randomly).")
+        fast_dropout.swap(self.model)  # same dropout, its masks drawn faster on CPU
         self.max_length = usable_length(self.model, self.tokenizer, max_length)
         d = self.model.config.hidden_size
         self.dim = d

@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from transformers import BertModel
 
+from csim.encoders import fast_dropout
+
 
 def supports(model) -> bool:
     cfg = model.config
@@ -55,7 +57,7 @@ def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_mask: torc
     s = torch.matmul(q, k.transpose(-1, -2)).mul_(scale)
     if key_mask is not None:
         s = s.masked_fill_(~key_mask, float("-inf"))
-    return torch.matmul(F.dropout(s.softmax(-1), drop, training=drop > 0), v)
+    return torch.matmul(fast_dropout.dropout(s.softmax(-1), drop), v)
 
 
 def reassociates(queries_per_row: int, heads: int, length: int, d: int) -> bool:
@@ -78,7 +80,7 @@ def _few_query_attention(q: torch.Tensor, x: torch.Tensor, key, value, key_mask:
     scores = (scores + torch.einsum("bhqe,he->bhq", q, key.bias.view(H, dh)).unsqueeze(-1)) * scale
     if key_mask is not None:
         scores = scores.masked_fill(~key_mask, float("-inf"))
-    p = F.dropout(scores.softmax(-1), drop, training=drop > 0)
+    p = fast_dropout.dropout(scores.softmax(-1), drop)
     z = torch.matmul(p.flatten(1, 2), x).view(B, H, Lq, -1)  # (B, H, Lq, d): the weighted sums of the inputs
     return torch.einsum("bhqd,hed->bhqe", z, wv) + p.sum(-1, keepdim=True) * value.bias.view(1, H, 1, dh)
 
