@@ -27,7 +27,7 @@ def _pkg_path(module: str) -> str:
     return str(Path(spec.origin).parent) if spec and spec.origin else f"<package {module} not installed>"
 
 
-def _model_fingerprint(folder: str) -> str:
+def model_fingerprint(folder: str) -> str:
     """${model_fingerprint:DIR}: a digest of a model folder's config and weights, so that a run's identity (its
     directory, a committed table row) changes when a model built by csim itself (the mini encoder) is rebuilt."""
     root = Path(folder)
@@ -46,7 +46,7 @@ def _model_fingerprint(folder: str) -> str:
 if not OmegaConf.has_resolver("pkg_path"):
     OmegaConf.register_new_resolver("pkg_path", _pkg_path)
 if not OmegaConf.has_resolver("model_fingerprint"):
-    OmegaConf.register_new_resolver("model_fingerprint", _model_fingerprint)
+    OmegaConf.register_new_resolver("model_fingerprint", model_fingerprint)
 
 
 def _override_keys(overrides: list[str]) -> set[str]:

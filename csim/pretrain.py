@@ -70,7 +70,7 @@ class MLMModule(pl.LightningModule):
     def mlm_loss(self, batch):
         ids, mask, labels = batch["input_ids"], batch["attention_mask"], batch["labels"]
         where = labels != -100
-        if self.encoder.unpad and unpadded.supports(self.mlm.bert) and bool(mask[:, 0].all()):
+        if self.encoder.unpad and unpadded.applies(self.mlm.bert, mask):
             # packed forward (encoder.unpad): real tokens only, the last layer at the masked positions only
             hidden = unpadded.last_states(self.mlm.bert, ids, mask, where.reshape(-1).nonzero().squeeze(1))
         else:

@@ -195,12 +195,14 @@ def _train_in_worker(job: tuple) -> str | None:
     return None
 
 
-def train_in_parallel(tasks: list[Task], jobs: int, threads: int) -> set[str]:
+def train_in_parallel(tasks: list[Task], jobs: int, threads: int, worker=_train_in_worker) -> set[str]:
     """Train the cells that need training, `jobs` at a time (spawned processes, `threads` torch threads each);
     returns the config hashes trained here. The sequential pass then finds their run directories finished and trains
-    what is left (two-stage cells, and a cell whose worker failed, so that its error is reported as usual)."""
+    what is left (two-stage cells, and a cell whose worker failed or died, so that its error is reported as usual).
+    `worker`: the function a worker runs on (composed config, threads), a module-level one (spawn pickles it)."""
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
 
     # duplicates of a hash are 'duplicate', so each trains once; a two-stage cell (init_from) is left to the sequential
     # pass: its first stage may be another cell, which two processes must not train into one run directory at once
@@ -210,9 +212,13 @@ def train_in_parallel(tasks: list[Task], jobs: int, threads: int) -> set[str]:
     t0, done, fresh = time.time(), 0, set()
     _log(f"[tables] training {len(todo)} cells, {jobs} at a time ({threads} torch thread(s) each)")
     with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
-        futures = {pool.submit(_train_in_worker, (t.cfg, threads)): t for t in todo}
+        futures = {pool.submit(worker, (t.cfg, threads)): t for t in todo}
         for f in as_completed(futures):
-            t, err = futures[f], f.result()
+            t = futures[f]
+            try:
+                err = f.result()
+            except BrokenProcessPool as e:  # a worker died (killed, out of memory): the pool is gone, the rest waits
+                err = f"a worker process died ({e}); the sequential pass trains this cell"
             done += 1
             if err is None:
                 fresh.add(t.config_hash)
@@ -281,7 +287,7 @@ def run_tables(specs: list[TableSpec], scale: str, seeds: list[int], results_dir
         return summary
     fresh: set[str] = set()
     if jobs > 1 and not no_train:
-        threads = next((int(o.split("=", 1)[1]) for o in extra if o.split("=", 1)[0] == "threads"), None)
+        threads = next((int(o.split("=", 1)[1]) for o in extra if o.split("=", 1)[0].lstrip("+") == "threads"), None)
         fresh = train_in_parallel(tasks, jobs, threads or max(1, _cores() // jobs))
         for t in tasks:  # finished by a worker: the sequential pass reads its run directory (and the ETA skips it)
             if t.action == "train" and t.config_hash in fresh:
@@ -394,6 +400,11 @@ def main(argv: list[str] | None = None) -> None:
                                 f"are set with --scale, --seeds and the table specs.")
         if args.jobs < 1:
             raise CsimError(f"--jobs {args.jobs}: give the number of cells to train side by side, 1 or more.")
+        for o in args.overrides:
+            key, _, value = o.partition("=")
+            if key.lstrip("+") == "threads" and not (value.isdigit() and int(value) >= 1):
+                raise CsimError(f"extra override {o!r}: threads is the number of torch threads of each run, a whole "
+                                f"number of 1 or more (e.g. threads=1).")
         names = [n for arg in args.table or [] for n in arg.split(",") if n]
         specs = load_specs(args.tables_dir, names or None)
         summary = run_tables(specs, scale, _seeds(args.seeds), Path(args.results_dir), list(args.overrides),

@@ -25,17 +25,17 @@ def _builds(output_root: Path, models_dir: Path) -> dict[str, dict]:
     """model fingerprint -> {folder, and when a csim run exported it: run, steps} for every model folder under
     models_dir. Runs record their encoder's fingerprint (cpu scale), so a folder rebuilt since is not mistaken for
     the build a run started from."""
-    from csim.config import _model_fingerprint
+    from csim.config import model_fingerprint
 
     out = {}
     for folder in sorted(models_dir.glob("*/config.json")):
-        out[_model_fingerprint(str(folder.parent))] = {"folder": folder.parent.name}
+        out[model_fingerprint(str(folder.parent))] = {"folder": folder.parent.name}
     for cfg_path in output_root.glob("runs/*/config.yaml"):
         cfg = OmegaConf.load(cfg_path)
         export = cfg.get("export_dir")
         built = cfg_path.parent / "model"  # what this run built (export_dir may since hold a later build)
         if export and ((built / "config.json").exists() or (Path(export) / "config.json").exists()):
-            fp = _model_fingerprint(str(built if (built / "config.json").exists() else export))
+            fp = model_fingerprint(str(built if (built / "config.json").exists() else export))
             if fp in out:
                 out[fp].update(run=str(cfg_path.parent), steps=cfg.trainer.max_steps, lr=float(cfg.lr),
                                emb_lr=cfg.get("module", {}).get("word_embedding_lr_scale", 1.0))
@@ -54,9 +54,9 @@ def _row(run_dir: Path, builds: dict) -> dict:
     # from that folder; another folder (encoder.model_name=...) is identified by its current contents
     fp = cfg.get("model_fingerprint")
     if model != "random init" and Path(model).resolve() != Path(str(cfg.paths.mini_encoder)).resolve():
-        from csim.config import _model_fingerprint
+        from csim.config import model_fingerprint
 
-        fp = _model_fingerprint(model) if (Path(model) / "config.json").exists() else None
+        fp = model_fingerprint(model) if (Path(model) / "config.json").exists() else None
     build = builds.get(str(fp)) if fp else None
     if build:
         emb = f", word embeddings at {build['emb_lr']:g} x lr" if build.get("emb_lr", 1.0) != 1.0 else ""

@@ -357,3 +357,32 @@ def test_model_overrides_reach_the_first_stage_of_two_stage_rows():
                 assert model[0] in list(cfg.init_from), row.label
                 checked += 1
     assert checked == 4
+
+
+def _die(job):
+    """A --jobs worker that dies without raising, as one killed by the kernel's out-of-memory killer."""
+    import os
+
+    os._exit(3)
+
+
+def test_a_dying_worker_leaves_its_cells_to_the_sequential_pass(capsys):
+    from types import SimpleNamespace
+
+    from csim.tables import train_in_parallel
+
+    spec = SimpleNamespace(name="t", multi_column=False)
+    tasks = [SimpleNamespace(action="train", cfg={"init_from": None}, config_hash=f"h{i}", spec=spec,
+                             row=SimpleNamespace(label=f"row {i}"), column=None, seed=42) for i in range(2)]
+    assert train_in_parallel(tasks, 2, 1, worker=_die) == set()  # nothing trained: the sequential pass does both
+    out = capsys.readouterr().out
+    assert out.count("a worker process died") == 2 and "2/2 trained" in out
+
+
+def test_threads_override_must_be_a_whole_number(tmp_path, capsys):
+    from csim.tables import main
+
+    for bad in ("threads=two", "threads=0", "threads=1.5"):
+        with pytest.raises(SystemExit) as e:
+            main(["--scale", "smoke", "--jobs", "2", "--results-dir", str(tmp_path), bad])
+        assert e.value.code == 2 and "threads" in capsys.readouterr().err

@@ -103,7 +103,7 @@ class TransformerEncoder(SentenceEncoder):
         return right_padded([r["input_ids"] for r in rows], self.tokenizer.pad_token_id or 0)
 
     def forward(self, batch: dict[str, torch.Tensor], head: bool = False) -> torch.Tensor:
-        if self.unpad and bool(batch["attention_mask"][:, 0].all()):  # right-padded: [CLS] at position 0
+        if self.unpad and unpadded.applies(self.model, batch["attention_mask"]):
             emb = unpadded.bert_forward(self.model, batch["input_ids"], batch["attention_mask"],
                                         "mean" if self.pooler == "mean" else "cls")
             return emb if self.pooler == "mean" else self._head(emb, head)

@@ -30,6 +30,12 @@ def supports(model) -> bool:
             and not getattr(cfg, "chunk_size_feed_forward", 0))
 
 
+def applies(model, attention_mask: torch.Tensor) -> bool:
+    """Whether this forward can take the batch: a plain BERT (supports) and right padding ([CLS] at position 0 of
+    every row; a left-padded batch takes HF's forward)."""
+    return supports(model) and bool(attention_mask[:, 0].all())
+
+
 def _fusable(*linears) -> bool:
     """Plain nn.Linear layers with biases: their projections can run as one GEMM over concatenated weights (not when a
     wrapper such as a LoRA adapter replaces them: that module's own forward must run)."""
