@@ -7,7 +7,7 @@ SCALE ?= $(shell $(BIN)/python -c "import torch; print('paper' if torch.cuda.is_
 SEEDS ?= 42
 TABLE ?=
 # cells trained side by side by `csim tables` (each with threads/JOBS torch threads): 2 on a CPU (two 1-thread runs
-# did all cpu tables in 1h05m on 2 cores, one 2-thread run at a time about 1.5 h), 1 on a GPU
+# did all cpu tables in 1h01m on 2 cores at 0fcbc53, one 2-thread run at a time about 1.5 h earlier), 1 on a GPU
 JOBS ?= $(if $(filter cpu,$(SCALE)),2,1)
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false

@@ -11,7 +11,7 @@ run in this process with `csim.train.train` (one import for the whole table). Re
   3. otherwise the run trains (resuming from its last checkpoint when it was interrupted).
 Records are written atomically as soon as a cell finishes, so a killed runner loses at most the cell it was running.
 `--jobs N` trains the cells that need training N at a time, each in its own process with `threads` / N torch threads
-(on this 2-core CPU, two 1-thread runs side by side computed all four cpu tables in 1h05m, against about 1.5 h one
+(on this 2-core CPU, two 1-thread runs side by side computed all four cpu tables in 1h01m, against about 1.5 h one
 2-thread run at a time; on one GPU leave it at 1). `threads` is not part of a run's identity: the records are the same
 cells either way (a different thread count can change the sums' order in the GEMMs, so figures may differ slightly).
 A cell that fails (an experiment that does not exist yet, a CsimError) is shown as failed with its reason and the

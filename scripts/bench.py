@@ -147,7 +147,10 @@ def bench_training(name: str, path: str, plan: dict, args, tmp: Path) -> dict:
                                            i["rows"] if cls_only else None) for i in w["info"])
         flops.append(total / w["seconds"] / 1e9)
     lengths = [i["length"] for w in res["csim"]["windows"] for i in w["info"]]
+    rates = {k: (m.config.hidden_dropout_prob, m.config.attention_probs_dropout_prob)
+             for k, m in (("csim", csim.encoder.model), ("st", st.model[0].auto_model))}
     out = {"name": name, "path": path, "shape": shape, "matmul_params": bm.matmul_params(shape), "optim": optim,
+           "dropout": rates,
            "st_scale": st.scale, "csim": res["csim"], "st": res["st"],
            "ratio": bm.median([c["sent_per_s"] / s["sent_per_s"] for c, s in
                                zip(res["csim"]["windows"], res["st"]["windows"])]),

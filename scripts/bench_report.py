@@ -84,7 +84,8 @@ def render(facts: dict, training: dict, gemm: list[dict] | None, mlm: dict | Non
                  f"{plan['warmup_steps']} steps per side; mean padded length {t['mean_padded_length']:.1f} "
                  f"({t['real_token_fraction']:.0%} real tokens); csim forward: {t['csim_forward']}; "
                  f"pooling csim {t['pooling']['csim']}, ST {t['pooling']['st']}; ST optim `{t['optim']}`, "
-                 f"MNRL scale {t['st_scale']:g}")
+                 f"MNRL scale {t['st_scale']:g}; dropout (hidden, attention) csim {t['dropout']['csim']}, "
+                 f"ST {t['dropout']['st']}")
     L.append("")
 
     L += ["## Encoding: STS-B dev as the evaluator sees it", "",
@@ -140,7 +141,8 @@ def render(facts: dict, training: dict, gemm: list[dict] | None, mlm: dict | Non
     L += ["## How it is measured", "",
           "- One process, one machine; both sides get the same encoder folder, the same training sentences (the first "
           "lines the cpu-scale data module reads from corpus/sentences_shuffled.txt), batch 64, max length 32, AdamW "
-          "with csim's LR, no warm-up, linear decay, gradient clipping 1.0, dropout 0.1.",
+          "with csim's LR, no warm-up, linear decay, gradient clipping 1.0, the encoder folder's own dropout on both "
+          "sides (`encoder.dropout=null`; the rates are listed per encoder above).",
           "- csim: `compose_run(['+exp=simcse_unsup', 'scale=cpu', 'encoder.model_name=...'])` instantiated as "
           "csim/train.py does (SentenceModule + TrainDataModule + pytorch_lightning.Trainer, its CSV logger); no STS "
           "evaluation callback or checkpoints (not part of the step loop). Tokenisation happens once before training "

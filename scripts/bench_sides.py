@@ -47,7 +47,10 @@ class CsimSimCSE:
         self.cfg = prepare(compose_run([
             "+exp=simcse_unsup", "scale=cpu", f"encoder.model_name={model_path}",
             f"data.max_train_examples={n_train}", f"threads={threads}", f"seed={seed}",
-            f"paths.output_root={output_root}", *extra_overrides]))
+            f"paths.output_root={output_root}",
+            # the encoder folder's own dropout, as sentence-transformers loads it (the cpu scale's SimCSE 0.2 would
+            # make the two sides train different models)
+            "encoder.dropout=null", *extra_overrides]))
         cfg = self.cfg
         pl.seed_everything(seed, workers=True, verbose=False)
         augment, loss = instantiate(cfg.augment), instantiate(cfg.loss)
