@@ -43,7 +43,7 @@ mini-encoder: install data
 	$(BIN)/csim train +exp=mlm_pretrain
 	$(BIN)/python scripts/mini_encoder_report.py
 
-# The paper tables (conf/tables/*.yaml) next to the published numbers, in results/tables/$(SCALE)/ (csim/tables.py).
+# The paper tables (conf/tables/*.yaml) next to the published numbers, in results/tables/$(SCALE)/ (csim/tables/).
 # Finished cells are reused from their committed records (results/tables/<scale>/<table>/rows/) or run directories,
 # so an interrupted run resumes with the missing cells. SEEDS=42,43,44 gives mean ± sd; TABLE=name runs one table;
 # JOBS=n trains n cells at a time.
@@ -54,7 +54,7 @@ reproduce-tables: install data
 # csim vs sentence-transformers side by side (training, encoding, matmul peak, MLM step) -> results/bench.md;
 # under 15 minutes on 2 cores. Run it on a quiet machine: other processes slow both sides.
 bench: install data
-	$(BIN)/python scripts/bench.py
+	$(BIN)/python scripts/bench
 
 clean:
 	rm -rf outputs cache

@@ -50,11 +50,11 @@ def main(argv: list[str] | None = None) -> None:
         sys.argv = ["csim train", *rest]
         _train()
     elif cmd == "eval":
-        from csim.eval_cli import main as eval_main
+        from csim.evaluation.cli import main as eval_main
 
         eval_main(rest)
     elif cmd == "tables":
-        from csim.tables import main as tables_main
+        from csim.tables.cli import main as tables_main
 
         tables_main(rest)
     else:

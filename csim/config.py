@@ -1,4 +1,4 @@
-"""Config helpers: the scale layer, the run identity (config hash) and data-directory paths.
+"""Composition: conf/ through Hydra, the scale layer and the config resolvers (the run identity is csim.runs.identity).
 
 The scale layer. `conf/scale/<name>.yaml` holds a `set:` mapping of dotted keys, a `by_choice:` mapping
 (group -> chosen option -> dotted keys inside that group, e.g. what replaces wiki1m at this scale), and an
@@ -9,14 +9,11 @@ primary default, so a plain config group cannot sit between the experiment and t
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from csim.errors import CsimError
+from csim.runs.identity import model_fingerprint
 
 
 def _pkg_path(module: str) -> str:
@@ -25,22 +22,6 @@ def _pkg_path(module: str) -> str:
 
     spec = importlib.util.find_spec(module)
     return str(Path(spec.origin).parent) if spec and spec.origin else f"<package {module} not installed>"
-
-
-def model_fingerprint(folder: str) -> str:
-    """${model_fingerprint:DIR}: a digest of a model folder's config and weights, so that a run's identity (its
-    directory, a committed table row) changes when a model built by csim itself (the mini encoder) is rebuilt."""
-    root = Path(folder)
-    files = sorted(p for p in root.glob("*") if p.suffix in (".json", ".safetensors", ".bin", ".txt"))
-    if not files:
-        return "missing"
-    h = hashlib.sha256()
-    for p in files:
-        h.update(p.name.encode())
-        with open(p, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-    return h.hexdigest()[:16]
 
 
 if not OmegaConf.has_resolver("pkg_path"):
@@ -108,52 +89,3 @@ def compose_run(overrides: list[str]) -> DictConfig:
     with open_dict(cfg):
         del cfg["hydra"]
     return apply_scale(cfg, overrides, choices)
-
-
-def identity(cfg: DictConfig) -> dict:
-    """The part of the resolved config that determines a run's results."""
-    c = OmegaConf.to_container(cfg, resolve=True)
-    for key in cfg.get("run_identity_exclude", []):
-        parts = key.split(".")
-        node = c
-        for p in parts[:-1]:
-            node = node.get(p, {}) if isinstance(node, dict) else {}
-        if isinstance(node, dict):
-            node.pop(parts[-1], None)
-    c.pop("run_identity_exclude", None)
-    c.pop("scales", None)
-    return _drop_nulls(c)
-
-
-def _drop_nulls(node):
-    """Null-valued keys do not enter the identity, so adding a new optional (null by default) setting to the configs
-    leaves existing runs' hashes, and so their run directories and committed table rows, valid."""
-    if isinstance(node, dict):
-        return {k: _drop_nulls(v) for k, v in node.items() if v is not None}
-    if isinstance(node, list):
-        return [_drop_nulls(v) for v in node]
-    return node
-
-
-def config_hash(cfg: DictConfig) -> str:
-    blob = json.dumps(identity(cfg), sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:10]
-
-
-def run_dir_for(cfg: DictConfig) -> Path:
-    return Path(cfg.paths.output_root) / "runs" / f"{cfg.name}-{config_hash(cfg)}"
-
-
-def data_path(cfg_or_dir, rel: str, what: str = "data file") -> Path:
-    """Resolve `rel` inside the data directory; a missing file is a clear error naming how to get it."""
-    data_dir = Path(cfg_or_dir.paths.data_dir if hasattr(cfg_or_dir, "paths") else cfg_or_dir)
-    p = Path(rel) if os.path.isabs(rel) else data_dir / rel
-    if not p.exists():
-        raise CsimError(
-            f"Missing {what}: {p} does not exist. csim reads its data from the data directory "
-            f"(paths.data_dir = {data_dir}, overridable with the CSIM_DATA_DIR environment variable). "
-            f"Fix it by linking the offline copy (`make data`, which links ../shared/data to ./data), by downloading "
-            f"the same layout with `python scripts/fetch_data.py --out data`, or by setting CSIM_DATA_DIR to a folder "
-            f"that has {rel}."
-        )
-    return p

@@ -18,11 +18,11 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from csim.callbacks import STSEvaluation
-from csim.checkpointing import AtomicCheckpointIO, RNGState
-from csim.config import run_dir_for
+from csim.evaluation.callback import STSEvaluation
+from csim.runs.checkpoints import AtomicCheckpointIO, RNGState
+from csim.runs.identity import run_dir_for
 from csim.errors import CsimError
-from csim.outputs import copy_tree_atomic, git_commit, read_metrics, write_json_atomic, write_text_atomic
+from csim.runs.files import copy_tree_atomic, git_commit, read_metrics, write_json_atomic, write_text_atomic
 from csim.validate import validate_config
 
 
@@ -91,12 +91,12 @@ def train(cfg: DictConfig) -> dict:
         module.encoder.load_state_dict(torch.load(evaluation.best_path, weights_only=True))
     test = {}
     for name in cfg.eval.test_tasks:
-        from csim.evaluate import evaluate_sts, load_task
+        from csim.data.tasks import load_task
+        from csim.evaluation.sts import evaluate_sts
 
         test.update(evaluate_sts(module.encoder, load_task(name, cfg.paths.data_dir, cfg.eval.max_pairs), name,
                                  batch_size=cfg.eval.batch_size))
-    export = getattr(module, "export", module.encoder.save)
-    export(run_dir / "model")
+    module.export(run_dir / "model")
     if cfg.get("export_dir"):
         copy_tree_atomic(run_dir / "model", Path(cfg.export_dir))
     metrics = {

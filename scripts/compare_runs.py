@@ -18,14 +18,14 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from csim.errors import CsimError
-from csim.outputs import write_text_atomic
+from csim.runs.files import write_text_atomic
 
 
 def _builds(output_root: Path, models_dir: Path) -> dict[str, dict]:
     """model fingerprint -> {folder, and when a csim run exported it: run, steps} for every model folder under
     models_dir. Runs record their encoder's fingerprint (cpu scale), so a folder rebuilt since is not mistaken for
     the build a run started from."""
-    from csim.config import model_fingerprint
+    from csim.runs.identity import model_fingerprint
 
     out = {}
     for folder in sorted(models_dir.glob("*/config.json")):
@@ -54,7 +54,7 @@ def _row(run_dir: Path, builds: dict) -> dict:
     # from that folder; another folder (encoder.model_name=...) is identified by its current contents
     fp = cfg.get("model_fingerprint")
     if model != "random init" and Path(model).resolve() != Path(str(cfg.paths.mini_encoder)).resolve():
-        from csim.config import model_fingerprint
+        from csim.runs.identity import model_fingerprint
 
         fp = model_fingerprint(model) if (Path(model) / "config.json").exists() else None
     build = builds.get(str(fp)) if fp else None

@@ -33,8 +33,8 @@ def curve(run_dir: Path) -> list[dict]:
 
 
 def glove_rows(tokenizer) -> int:
-    """How many whole-word tokens GloVe initialised (the rule of csim.pretrain.glove_init)."""
-    from csim.glove import load_glove
+    """How many whole-word tokens GloVe initialised (the rule of csim.modules.mlm.glove_init)."""
+    from csim.encoders.glove import load_glove
 
     index, _ = load_glove(None)
     return sum(1 for t in tokenizer.get_vocab() if not t.startswith(("##", "[")) and t in index)
@@ -42,7 +42,8 @@ def glove_rows(tokenizer) -> int:
 
 def stsb_dev(model_dir: str, pooler: str, data_dir: str) -> float:
     from csim.encoders.transformer import TransformerEncoder
-    from csim.evaluate import evaluate_sts, load_task
+    from csim.data.tasks import load_task
+    from csim.evaluation.sts import evaluate_sts
 
     enc = TransformerEncoder(model_name=model_dir, pooler=pooler, mlp="none", max_length=32)
     return evaluate_sts(enc, load_task("stsb_dev", data_dir), "stsb_dev")["stsb_dev_spearman"]
@@ -78,7 +79,7 @@ def main() -> None:
     t0 = time.time()
 
     from csim.config import compose_run
-    from csim.outputs import git_commit, write_text_atomic
+    from csim.runs.files import git_commit, write_text_atomic
     from csim.train import train
 
     common = [f"seed={args.seed}", *args.overrides]

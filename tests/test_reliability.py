@@ -58,7 +58,7 @@ def test_resume_after_sigkill_matches_uninterrupted(tmp_path, cache_dir, run_smo
 
 
 def test_atomic_write_leaves_no_partial_file(tmp_path, monkeypatch):
-    from csim import outputs
+    from csim.runs import files as outputs
 
     target = tmp_path / "metrics.json"
     outputs.write_json_atomic(target, {"a": 1})
@@ -74,7 +74,7 @@ def test_atomic_write_leaves_no_partial_file(tmp_path, monkeypatch):
 
 
 def test_unfinished_run_dir_is_unfinished(tmp_path):
-    from csim.outputs import read_metrics
+    from csim.runs.files import read_metrics
 
     assert read_metrics(tmp_path) is None
     (tmp_path / "metrics.json").write_text('{"best_stsb_dev')  # truncated by some other writer

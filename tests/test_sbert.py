@@ -112,7 +112,7 @@ def test_labels_are_checked_before_any_work(run_smoke):
 def test_softmax_classifier_is_trained_with_the_encoder():
     from csim.encoders.static import StaticAverage
     from csim.losses.softmax_nli import SoftmaxNLI
-    from csim.module import SentenceModule
+    from csim.modules.sentence import SentenceModule
 
     loss = SoftmaxNLI(concat=["u", "v", "|u-v|", "u*v"])
     module = SentenceModule(StaticAverage(), loss)

@@ -127,7 +127,7 @@ def test_infonce_hard_negatives_shape():
 def test_evaluator_matches_scipy():
     import datasets
 
-    from csim.evaluate import evaluate_sts
+    from csim.evaluation.sts import evaluate_sts
 
     class Fixed:
         def score_pairs(self, s1, s2, batch_size=128):

@@ -39,7 +39,7 @@ RAN = re.compile(r"^\[tables\] \d+/\d+ (\S+): (.+?) seed (\d+): (.+?) \| elapsed
 def run_tables(results: Path, outputs: Path, cache: Path, seeds: str = "42,43", tables_dir: Path | None = None,
                table: str | None = None, flags: tuple[str, ...] = ()) -> tuple[int, str]:
     """`csim tables --scale smoke ...` in-process; returns (exit status, stdout)."""
-    from csim.tables import main
+    from csim.tables.cli import main
 
     argv = ["--scale", "smoke", "--seeds", seeds, "--results-dir", str(results)]
     argv += ["--tables-dir", str(tables_dir)] if tables_dir else []
@@ -114,7 +114,7 @@ def test_table_from_runs_with_mean_sd_and_a_failing_row(first):
     assert "does not exist (no conf/exp/no_such_experiment_yet.yaml)" in md
 
     from csim.config import compose_run
-    from csim.tables import portable_hash
+    from csim.tables.runner import portable_hash
 
     records = sorted((out / "mini" / "rows").glob("*.json"))
     assert [p.name for p in records] == ["hotter-tau-0-1-seed42.json", "hotter-tau-0-1-seed43.json",
@@ -207,7 +207,7 @@ def test_fresh_clone_reuses_committed_records_without_run_directories(first, tmp
 def test_shipped_loss_table_at_smoke_scale_shares_rows_with_other_tables(first, tmp_path, cache_dir):
     """The real conf/tables/losses.yaml: its InfoNCE row is the mini table's unsup SimCSE row (same config hash), so it
     comes from that table's record; the other rows run (or fail while their loss is not built)."""
-    from csim.table_spec import load_specs
+    from csim.tables.spec import load_specs
 
     root, _, _ = first
     shutil.copytree(root / "results", tmp_path / "results")
@@ -225,7 +225,7 @@ def test_shipped_loss_table_at_smoke_scale_shares_rows_with_other_tables(first, 
 
 
 def test_shipped_specs():
-    from csim.table_spec import load_specs
+    from csim.tables.spec import load_specs
 
     specs = {s.name: s for s in load_specs(CONF / "tables")}
     assert list(specs) == ["simcse_table1", "simcse_table2", "sbert_table2", "losses"]
@@ -248,8 +248,8 @@ def test_shipped_rows_compose_at_cpu_scale(tmp_path):
     composed by test_skeleton); only not-yet-built experiments or groups may fail."""
     from dataclasses import replace
 
-    from csim.table_spec import load_specs
-    from csim.tables import plan
+    from csim.tables.spec import load_specs
+    from csim.tables.runner import plan
 
     specs = [replace(s, rows=tuple(r for r in s.rows if r.overrides or s.multi_column))
              for s in load_specs(CONF / "tables")]
@@ -272,7 +272,7 @@ def test_shipped_rows_compose_at_cpu_scale(tmp_path):
     ("title: t\nmetric: m\nrows:\n  - {label: a, exp: e, paper: high}\n", 4, "rows[0].paper", "a number"),
 ])
 def test_bad_spec_names_file_line_and_field(tmp_path, spec, line, field, expected):
-    from csim.table_spec import load_spec
+    from csim.tables.spec import load_spec
 
     path = tmp_path / "bad.yaml"
     path.write_text(spec)
@@ -283,7 +283,7 @@ def test_bad_spec_names_file_line_and_field(tmp_path, spec, line, field, expecte
 
 
 def test_cli_refuses_bad_arguments(tmp_path, capsys):
-    from csim.tables import main
+    from csim.tables.cli import main
 
     for argv, expected in ((["--scale", "huge"], "not a scale"),
                            (["--table", "nope", "--scale", "smoke"], "Unknown table"),
@@ -311,8 +311,9 @@ def test_make_reproduce_tables_command_line(tmp_path):
 def test_portable_hash_ignores_folders_only(tmp_path):
     from omegaconf import OmegaConf, open_dict
 
-    from csim.config import compose_run, config_hash
-    from csim.tables import portable_hash
+    from csim.config import compose_run
+    from csim.runs.identity import config_hash
+    from csim.tables.runner import portable_hash
 
     base = ["+exp=simcse_unsup", "scale=cpu"]
     here = compose_run(base)
@@ -345,7 +346,7 @@ def test_portable_hash_ignores_folders_only(tmp_path):
 def test_model_overrides_reach_the_first_stage_of_two_stage_rows():
     """A row that swaps the model of a two-stage experiment (NLI, then STSb) must swap it in the NLI stage too."""
     from csim.config import compose_run
-    from csim.table_spec import load_specs
+    from csim.tables.spec import load_specs
 
     (sbert,) = load_specs(CONF / "tables", ["sbert_table2"])
     checked = 0
@@ -369,7 +370,7 @@ def _die(job):
 def test_a_dying_worker_leaves_its_cells_to_the_sequential_pass(capsys):
     from types import SimpleNamespace
 
-    from csim.tables import train_in_parallel
+    from csim.tables.runner import train_in_parallel
 
     spec = SimpleNamespace(name="t", multi_column=False)
     tasks = [SimpleNamespace(action="train", cfg={"init_from": None}, config_hash=f"h{i}", spec=spec,
@@ -380,7 +381,7 @@ def test_a_dying_worker_leaves_its_cells_to_the_sequential_pass(capsys):
 
 
 def test_threads_override_must_be_a_whole_number(tmp_path, capsys):
-    from csim.tables import main
+    from csim.tables.cli import main
 
     for bad in ("threads=two", "threads=0", "threads=1.5"):
         with pytest.raises(SystemExit) as e:

@@ -82,3 +82,11 @@ def split_word(word: str) -> tuple[str, str, str]:
 
 def has_letters(word: str) -> bool:
     return any(c.isalnum() for c in word)
+
+
+class RatioAugmentation(Augmentation):
+    """An augmentation that changes a fraction `ratio` of a sentence's words (crop, word deletion), validated once."""
+
+    def __init__(self, ratio: float = 0.1, views: str = "one"):
+        super().__init__(views)
+        self.ratio = check_ratio(ratio)

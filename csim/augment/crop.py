@@ -3,14 +3,10 @@ length" (10/20/30%: 77.8/71.4/63.6 STS-B dev)."""
 
 from __future__ import annotations
 
-from csim.augment.base import Augmentation, check_ratio, count_of
+from csim.augment.base import RatioAugmentation, count_of
 
 
-class Crop(Augmentation):
-    def __init__(self, ratio: float = 0.1, views: str = "one"):
-        super().__init__(views)
-        self.ratio = check_ratio(ratio)
-
+class Crop(RatioAugmentation):
     def augment(self, text, rng, row):
         words = text.split()
         n = len(words)

@@ -3,14 +3,10 @@ SimCSE Table 1, "Word deletion k%: delete k% words" (10/20/30%: 75.9/72.2/68.2 S
 
 from __future__ import annotations
 
-from csim.augment.base import Augmentation, check_ratio, count_of
+from csim.augment.base import RatioAugmentation, count_of
 
 
-class WordDeletion(Augmentation):
-    def __init__(self, ratio: float = 0.1, views: str = "one"):
-        super().__init__(views)
-        self.ratio = check_ratio(ratio)
-
+class WordDeletion(RatioAugmentation):
     def augment(self, text, rng, row):
         words = text.split()
         n = len(words)

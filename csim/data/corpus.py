@@ -14,7 +14,7 @@ def text_lines(data_dir: str, files: str | list[str], cache_dir: str = "cache", 
                drop_last_line: bool = False) -> datasets.Dataset:
     """One sentence per line -> Dataset(text). `files` are relative to the data directory; when they are missing and
     `hub` ({path, data_files}) is given and reachable, the same file comes from the hub instead."""
-    from csim.config import data_path
+    from csim.data.paths import data_path
     from csim.hub import hub_reachable
 
     files = [files] if isinstance(files, str) else list(files)

@@ -13,7 +13,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
-from csim.checkpointing import ResumableRandomSampler
+from csim.data.sampler import ResumableRandomSampler
 from csim.errors import CsimError
 
 
@@ -111,3 +111,32 @@ def resumable_sampling(dm: pl.LightningDataModule) -> dict:
     g = torch.Generator()
     g.manual_seed(dm.seed)  # the loader's own seed draws come from here, not from the global RNG
     return {"sampler": sampler, "generator": g}
+
+
+# PairDataModule: reads and augments exactly as TrainDataModule (the paired augmentation gives view1 = s1,
+# view2 = s2), then tokenises each (view1, view2) as one pair sequence with the encoder's `tokenize_pairs`
+# (datasets.map, cached), so a cross-encoder's batch is one view of N pair sequences instead of 2N sentences.
+class PairDataModule(TrainDataModule):
+    PAIR = "pair"
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None and self.view_columns == [self.PAIR]:
+            return
+        super().setup(stage)
+        if not hasattr(self.encoder, "tokenize_pairs"):
+            raise CsimError(f"{type(self).__name__} is the data module of cross-encoders, but the encoder "
+                            f"{type(self.encoder).__name__} does not tokenise pairs; use data._target_="
+                            f"csim.data.module.TrainDataModule with a bi-encoder, or encoder=cross_encoder.")
+        if self.view_columns[:2] != ["view1", "view2"]:
+            raise CsimError("A cross-encoder trains on sentence pairs; the augmentation must give view1 and view2 "
+                            "(augment=paired with data that has text and text_pos).")
+        encoder, old = self.encoder, [c for c in self.train_set.column_names if c.split(".")[0] in self.view_columns]
+
+        def join(batch):
+            return {f"{self.PAIR}.{k}": v for k, v in encoder.tokenize_pairs(batch["view1.text"],
+                                                                              batch["view2.text"]).items()}
+
+        fp = _key(self.train_set._fingerprint, encoder.token_key(), self.PAIR)
+        self.train_set = self.train_set.map(join, batched=True, remove_columns=old, new_fingerprint=fp,
+                                            desc="tokenize pairs")
+        self.view_columns = [self.PAIR]

@@ -39,8 +39,8 @@ def normalise_sentence(sentence: str) -> str:
 
 
 def eval_sentences(data_dir, tasks) -> set[str]:
-    """Normalised sentences of evaluation tasks (csim.evaluate task names), to keep out of training data."""
-    from csim.evaluate import load_task
+    """Normalised sentences of evaluation tasks (csim.data.tasks names), to keep out of training data."""
+    from csim.data.tasks import load_task
 
     out: set[str] = set()
     for task in tasks:
@@ -53,7 +53,7 @@ def eval_sentences(data_dir, tasks) -> set[str]:
 
 def read_snli_split(data_dir, split: str) -> dict[str, list]:
     """SentEval's SNLI layout: line-aligned s1.<split>, s2.<split>, labels.<split>."""
-    from csim.config import data_path
+    from csim.data.paths import data_path
 
     files = {k: data_path(data_dir, f"snli/{k}.{split}", f"SNLI {split} file") for k in ("s1", "s2", "labels")}
     cols = {k: read_lines(p) for k, p in files.items()}
@@ -158,7 +158,7 @@ def nli(data_dir: str, cache_dir: str = "cache", form: str = "pairs", hub: dict 
                             f"data.source.form=triplets or point data.source.hub at NLI pairs.")
         cols = ds.to_dict()  # plain lists
     else:
-        from csim.config import data_path
+        from csim.data.paths import data_path
 
         cols = {"premise": [], "hypothesis": [], "label": []}
         parts = [read_snli_split(data_dir, s) for s in snli_splits]

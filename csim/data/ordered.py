@@ -94,7 +94,7 @@ def _generate(files: tuple[str, ...], window: int, hub: dict | None, cache_dir: 
 
 
 def _expand(data_dir: str, files: str | list[str]) -> list[str]:
-    from csim.config import data_path
+    from csim.data.paths import data_path
 
     out: list[str] = []
     for pattern in [files] if isinstance(files, str) else list(files):

@@ -52,7 +52,7 @@ def read_stsb_file(path: str | Path, low: float = 0.0, high: float = 5.0) -> dat
 
 def read_stsb(data_dir: str | Path, split: str, variant: str = "original") -> datasets.Dataset:
     """STS-B split ('train' | 'dev' | 'test') from `<data_dir>/stsb/<variant>/sts-<split>.csv`."""
-    from csim.config import data_path
+    from csim.data.paths import data_path
 
     return read_stsb_file(data_path(data_dir, f"stsb/{variant}/sts-{split}.csv", f"STS-B {split} file"))
 
@@ -114,7 +114,7 @@ def read_sts_subset(input_path: str | Path, gold_path: str | Path, subset: str =
 def read_sts_year(data_dir: str | Path, year: int, variant: str = "raw") -> datasets.Dataset:
     """STS12..STS16 ('year' 12..16): every subset of `<data_dir>/sts12-16/<variant>/STS<year>-en-test/`, concatenated
     in SentEval's order, with a `subset` column (what the mean / wmean aggregations group by)."""
-    from csim.config import data_path
+    from csim.data.paths import data_path
 
     if year not in STS_SUBSETS:
         raise CsimError(f"STS{year} is not one of the SemEval STS years csim reads (12, 13, 14, 15, 16).")
@@ -162,7 +162,7 @@ def read_sickr(data_dir: str | Path, split: str = "test") -> datasets.Dataset:
     """SICK-R ('train' 4500 | 'trial' 500 | 'test' 4927 pairs) from `<data_dir>/sick/senteval/`: the split SentEval,
     SimCSE and SBERT report (SICK.txt's SemEval_set TEST has 4906 pairs, not the 4927 of the SemEval-2014 release).
     SentEval's copy is not tokenized, so both text variants read it."""
-    from csim.config import data_path
+    from csim.data.paths import data_path
 
     if split not in SICK_FILES:
         raise CsimError(f"SICK split {split!r}: choose one of {', '.join(SICK_FILES)}.")

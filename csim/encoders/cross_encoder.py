@@ -5,7 +5,7 @@ transformer reads the pair as a single sequence ([CLS] s1 [SEP] s2 [SEP]) and a 
 It is not a bi-encoder: it has no sentence embedding, so it has no `encode`; it scores pairs directly through
 `score_pairs`, which is all the STS evaluator calls. Because a pair is tokenised as one sequence (the tokenizer's own
 pair template and pair truncation), `tokenize` only carries the text through the per-column step of the data module and
-`tokenize_pairs` does the tokenisation, once, in csim.cross_encoder.PairDataModule and in `score_pairs` alike.
+`tokenize_pairs` does the tokenisation, once, in csim.data.module.PairDataModule and in `score_pairs` alike.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from csim.encoders import fast_dropout
 from csim.encoders.tokenizer import get_tokenizer
 from csim.encoders.transformer import pretrained_config, usable_length
 from csim.errors import CsimError
-from csim.outputs import atomic_dir
+from csim.runs.files import atomic_dir
 from csim.hub import resolve_model
 
 

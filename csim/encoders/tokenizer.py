@@ -28,7 +28,7 @@ def get_tokenizer(name_or_path: str | None = None, train_file: str | None = None
 
             raise CsimError(f"Tokenizer {name_or_path!r} is not available offline and no offline copy or train_file "
                             f"is configured (encoder.tokenizer).")
-    from csim.config import data_path
+    from csim.data.paths import data_path
 
     corpus = data_path(data_dir, train_file, "tokenizer training corpus")
     key = hashlib.sha256(f"{corpus.resolve()}|{vocab_size}".encode()).hexdigest()[:12]

@@ -13,7 +13,7 @@ from csim.encoders import fast_dropout, unpadded
 from csim.encoders.base import SentenceEncoder, right_padded
 from csim.encoders.tokenizer import get_tokenizer
 from csim.errors import CsimError
-from csim.outputs import atomic_dir
+from csim.runs.files import atomic_dir
 from csim.hub import resolve_model
 
 POOLERS = ("cls", "cls_before_pooler", "mean", "first_last_avg")

@@ -12,8 +12,6 @@ from __future__ import annotations
 import importlib
 import json
 import logging
-import os
-import shutil
 import string
 from pathlib import Path
 
@@ -21,6 +19,7 @@ import torch
 
 from csim.encoders.base import SentenceEncoder, right_padded
 from csim.errors import CsimError
+from csim.runs.files import atomic_dir
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +63,7 @@ class WordVectorEncoder(SentenceEncoder):
     def __init__(self, glove_path: str | None = None, lowercase: bool = False, stop_words="none",
                  max_words: int | None = None, train_embeddings: bool = False):
         super().__init__()
-        from csim.glove import load_glove
+        from csim.encoders.glove import load_glove
 
         index, vectors = load_glove(glove_path)
         self.vocab = index
@@ -125,16 +124,11 @@ class WordVectorEncoder(SentenceEncoder):
         encoder has trained weights, model.safetensors (the frozen GloVe table is not copied). Written atomically."""
         from safetensors.torch import save_file
 
-        directory = Path(directory)
-        tmp = directory.with_name(directory.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
         cls = type(self)
-        with open(tmp / "csim_encoder.json", "w") as f:
-            json.dump({"class": f"{cls.__module__}.{cls.__qualname__}", "config": self.config, "dim": self.dim}, f,
-                      indent=2)
-        state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
-        if state:
-            save_file(state, str(tmp / "model.safetensors"))
-        shutil.rmtree(directory, ignore_errors=True)
-        os.replace(tmp, directory)
+        with atomic_dir(directory) as tmp:
+            with open(tmp / "csim_encoder.json", "w") as f:
+                json.dump({"class": f"{cls.__module__}.{cls.__qualname__}", "config": self.config, "dim": self.dim},
+                          f, indent=2)
+            state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
+            if state:
+                save_file(state, str(tmp / "model.safetensors"))

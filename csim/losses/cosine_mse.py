@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import torch.nn.functional as F
-from torch import nn
 
 from csim.errors import CsimError
+from csim.losses import Loss, positive
 
 
-class CosineMSE(nn.Module):
+class CosineMSE(Loss):
     """loss = mean_i (cos(u_i, v_i) - score_i / max_score)^2.
 
     Inputs: emb_a [N, d] (u), emb_b [N, d] (v), labels [N] gold similarity scores in [0, max_score] (STS-B: 0-5, so
@@ -17,14 +17,10 @@ class CosineMSE(nn.Module):
     """
 
     needs_labels = True
-    needs_negatives = False
-    in_batch_negatives = False
 
     def __init__(self, max_score: float = 5.0):
         super().__init__()
-        if max_score <= 0:
-            raise CsimError(f"loss.max_score={max_score} must be > 0 (STS-B scores are 0-5).")
-        self.max_score = max_score
+        self.max_score = positive("loss.max_score", max_score, " (STS-B scores are 0-5)")
 
     def forward(self, emb_a, emb_b, labels=None, emb_neg=None):
         if labels is None:

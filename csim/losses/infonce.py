@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from csim.errors import CsimError
+from csim.losses import Loss
 
 
-class InfoNCE(nn.Module):
+class InfoNCE(Loss):
     """SimCSE's contrastive objective.
 
     Inputs: emb_a [N, d] (anchors), emb_b [N, d] (positives, row i pairs with anchor i); optional emb_neg [N, d]
@@ -20,8 +20,6 @@ class InfoNCE(nn.Module):
     loss = cross-entropy(logits, arange(N)).
     """
 
-    needs_labels = False
-    needs_negatives = False
     in_batch_negatives = True
 
     def __init__(self, temperature: float = 0.05, hard_negative_weight: float = 0.0):

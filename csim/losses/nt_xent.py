@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from csim.errors import CsimError
+from csim.losses import Loss, positive
 
 
-class NTXent(nn.Module):
+class NTXent(Loss):
     """The symmetric 2N-view contrastive loss.
 
     Inputs: emb_a [N, d] and emb_b [N, d], two views of the same N examples (row i of each). Labels and hard
@@ -21,15 +20,11 @@ class NTXent(nn.Module):
     the batch also supplies negatives.
     """
 
-    needs_labels = False
-    needs_negatives = False
     in_batch_negatives = True
 
     def __init__(self, temperature: float = 0.5):
         super().__init__()
-        if temperature <= 0:
-            raise CsimError(f"loss.temperature={temperature} must be > 0 (SimCLR uses 0.5 at batch 4096; SimCSE 0.05).")
-        self.temperature = temperature
+        self.temperature = positive("loss.temperature", temperature, " (SimCLR uses 0.5 at batch 4096; SimCSE 0.05)")
 
     def forward(self, emb_a, emb_b, labels=None, emb_neg=None):
         n = emb_a.shape[0]

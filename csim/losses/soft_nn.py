@@ -9,9 +9,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from csim.errors import CsimError
+from csim.losses import Loss
 
 
-class SoftNearestNeighbour(nn.Module):
+class SoftNearestNeighbour(Loss):
     """For each point i of the batch, with distances ||x_i - x_j||^2 and temperature T:
         l_i = -log( sum_{j != i, y_j = y_i} exp(-||x_i - x_j||^2 / T) / sum_{k != i} exp(-||x_i - x_k||^2 / T) )
     and the loss is the mean of l_i over the anchors.
@@ -27,7 +28,6 @@ class SoftNearestNeighbour(nn.Module):
     learn_temperature: optimise log T with the model (Frosst et al. §3: T can be learned), starting at `temperature`.
     """
 
-    needs_negatives = False
     in_batch_negatives = True
 
     def __init__(self, temperature: float = 0.1, normalize: bool = True, learn_temperature: bool = False,

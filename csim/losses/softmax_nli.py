@@ -7,11 +7,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from csim.errors import CsimError
+from csim.losses import Loss
 
 FEATURES = ("u", "v", "|u-v|", "u*v")
 
 
-class SoftmaxNLI(nn.Module):
+class SoftmaxNLI(Loss):
     """A linear classifier over features of the two sentence embeddings, trained with cross-entropy; the classifier
     is part of the loss (as sentence-transformers' SoftmaxLoss) and is trained with the encoder, then discarded.
 
@@ -24,8 +25,6 @@ class SoftmaxNLI(nn.Module):
     """
 
     needs_labels = True
-    needs_negatives = False
-    in_batch_negatives = False
 
     def __init__(self, num_labels: int = 3, concat: list[str] = ("u", "v", "|u-v|"), dim: int | None = None):
         super().__init__()

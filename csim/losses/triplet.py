@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from csim.errors import CsimError
+from csim.losses import Loss
 
 MINING = ("none", "batch_hard", "batch_semi_hard")
 DISTANCES = ("euclidean", "squared_euclidean")
 
 
-class Triplet(nn.Module):
+class Triplet(Loss):
     """max(||s_a - s_p|| - ||s_a - s_n|| + margin, 0), averaged over the anchors.
 
     Inputs: emb_a [N, d] anchors, emb_b [N, d] positives (row i of each is a pair); emb_neg [N, d] negatives (row i
@@ -26,7 +26,6 @@ class Triplet(nn.Module):
         triplet_semihard_loss).
     """
 
-    needs_labels = False
 
     def __init__(self, margin: float = 1.0, distance: str = "euclidean", mining: str = "none"):
         super().__init__()

@@ -37,7 +37,7 @@ from typing import Callable
 
 from csim.data.fetch import corpus, hub, pairs, text
 from csim.errors import CsimError
-from csim.outputs import write_text_atomic
+from csim.runs.files import write_text_atomic
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,7 @@ def _header(body: str) -> str:
     import datasets
     import nltk
 
-    from csim.outputs import git_commit
+    from csim.runs.files import git_commit
 
     title, _, rest = body.partition("\n")
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

@@ -28,7 +28,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from csim.data.fetch import hub
-from csim.outputs import write_lines_atomic
+from csim.runs.files import write_lines_atomic
 
 SOURCES = ("brown", "movie_reviews", "gutenberg", "reuters", "abc", "state_union", "inaugural")
 GUTENBERG_LEFT_OUT = {"bible-kjv.txt"}

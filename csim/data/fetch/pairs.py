@@ -11,7 +11,7 @@ from csim.data.nli import normalise_sentence
 from csim.data.fetch import hub
 from csim.data.sts import STS_SUBSETS
 from csim.errors import CsimError
-from csim.outputs import write_lines_atomic
+from csim.runs.files import write_lines_atomic
 
 STSB_HUB = "mteb/stsbenchmark-sts"
 STSB_SPLITS = {"train": "train", "dev": "validation", "test": "test"}  # file name -> hub split

@@ -9,7 +9,7 @@ from itertools import islice
 from pathlib import Path
 
 from csim.data.fetch import hub
-from csim.outputs import write_lines_atomic
+from csim.runs.files import write_lines_atomic
 
 WIKI1M_HUB = "princeton-nlp/datasets-for-simcse"
 WIKI1M_FILE = "wiki1m_for_simcse.txt"

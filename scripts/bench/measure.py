@@ -1,4 +1,4 @@
-"""Measurement helpers for scripts/bench.py: step timers, window statistics, process memory, the fp32 GEMM peak, FLOP
+"""Measurement helpers for scripts/bench: step timers, window statistics, process memory, the fp32 GEMM peak, FLOP
 counts of a BERT encoder step, and the machine/software description for the report."""
 
 from __future__ import annotations
@@ -204,7 +204,7 @@ def encoder_train_flops(shape: dict, rows: int, length: int, real_tokens: int | 
 
 def mlm_train_flops(shape: dict, rows: int, length: int, masked: int, real_tokens: int | None = None,
                     masked_per_row: int = 1) -> float:
-    """encoder_train_flops plus the MLM head on the masked positions only (csim.pretrain): the transform (d x d) and
+    """encoder_train_flops plus the MLM head on the masked positions only (csim.modules.mlm): the transform (d x d) and
     the vocabulary projection (d x V), 6 * masked * (d^2 + d V). With `real_tokens` (the packed forward,
     encoder.unpad) the encoder's FLOPs are those it executes: real tokens, the last layer at the masked positions."""
     d = shape["d"]

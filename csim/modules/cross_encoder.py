@@ -1,8 +1,5 @@
-"""Training a cross-encoder (csim.encoders.cross_encoder.CrossEncoder): its data module and its Lightning module.
+"""Training a cross-encoder (csim.encoders.cross_encoder.CrossEncoder) on pair sequences (csim.data.module.PairDataModule).
 
-PairDataModule reads and augments exactly as TrainDataModule (the paired augmentation gives view1 = s1, view2 = s2),
-then tokenises each (view1, view2) as one pair sequence with the encoder's `tokenize_pairs` (datasets.map, cached),
-so a batch is one view of N pair sequences instead of 2N sentences.
 CrossEncoderModule scores each pair and fits the gold: mean-squared error against score / score_scale for a regression
 head (num_labels=1; BERT's STS-B setup, Devlin et al. 2019), cross-entropy for classes (NLI). The optimiser and
 schedule are SentenceModule's.
@@ -13,35 +10,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from csim.data.module import TrainDataModule, _key
 from csim.errors import CsimError
-from csim.module import SentenceModule
-
-
-class PairDataModule(TrainDataModule):
-    PAIR = "pair"
-
-    def setup(self, stage: str | None = None) -> None:
-        if self.train_set is not None and self.view_columns == [self.PAIR]:
-            return
-        super().setup(stage)
-        if not hasattr(self.encoder, "tokenize_pairs"):
-            raise CsimError(f"{type(self).__name__} is the data module of cross-encoders, but the encoder "
-                            f"{type(self.encoder).__name__} does not tokenise pairs; use data._target_="
-                            f"csim.data.module.TrainDataModule with a bi-encoder, or encoder=cross_encoder.")
-        if self.view_columns[:2] != ["view1", "view2"]:
-            raise CsimError("A cross-encoder trains on sentence pairs; the augmentation must give view1 and view2 "
-                            "(augment=paired with data that has text and text_pos).")
-        encoder, old = self.encoder, [c for c in self.train_set.column_names if c.split(".")[0] in self.view_columns]
-
-        def join(batch):
-            return {f"{self.PAIR}.{k}": v for k, v in encoder.tokenize_pairs(batch["view1.text"],
-                                                                              batch["view2.text"]).items()}
-
-        fp = _key(self.train_set._fingerprint, encoder.token_key(), self.PAIR)
-        self.train_set = self.train_set.map(join, batched=True, remove_columns=old, new_fingerprint=fp,
-                                            desc="tokenize pairs")
-        self.view_columns = [self.PAIR]
+from csim.modules.sentence import SentenceModule
 
 
 class CrossEncoderModule(SentenceModule):

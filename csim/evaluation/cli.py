@@ -1,7 +1,7 @@
 """`csim eval MODEL`: the STS suite of SimCSE's Table 5 (STS12-16, STS-B, SICK-R; cosine Spearman x 100) plus STS-B dev
 and its alignment/uniformity, for a csim run directory, a sentence-transformers folder or a Hugging Face model.
 
-It uses the same evaluator as training (csim.evaluate.evaluate_sts) and the same encoding path
+It uses the same evaluator as training (csim.evaluation.sts.evaluate_sts) and the same encoding path
 (SentenceEncoder.encode: sorted by length, deduplicated, padded per batch, inference mode). Prints a table and writes
 a JSON file (atomically).
 """
@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 
 from csim.errors import CsimError
-from csim.evaluate import AGGREGATIONS, DISPLAY, SUITE, TASKS, TEXT_VARIANTS
+from csim.data.tasks import DISPLAY, SUITE, TASKS, TEXT_VARIANTS
+from csim.evaluation.sts import AGGREGATIONS
 
 DEFAULT_TASKS = (*SUITE, "stsb_dev")
 GEOMETRY_TASK = "stsb_dev"
@@ -77,8 +78,9 @@ def run_eval(args):
     import torch
 
     from csim.encoders.loading import load_model
-    from csim.evaluate import evaluate_sts, load_task, suite_average
-    from csim.outputs import git_commit
+    from csim.data.tasks import load_task
+    from csim.evaluation.sts import evaluate_sts, suite_average
+    from csim.runs.files import git_commit
 
     t_start = time.perf_counter()
     if args.threads:
@@ -182,7 +184,7 @@ def print_result(result: dict, subsets: bool = False, file=None) -> None:
 
 def main(argv: list[str] | None = None) -> dict | None:
     args = build_parser().parse_args(argv)
-    from csim.outputs import write_json_atomic
+    from csim.runs.files import write_json_atomic
 
     try:
         result, loaded = run_eval(args)

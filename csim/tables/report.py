@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from csim.outputs import git_commit, write_text_atomic
+from csim.runs.files import git_commit, write_text_atomic
 
 MIN_RANK_CELLS = 3  # a rank correlation over fewer cells says nothing
 

@@ -3,7 +3,7 @@
 Each cell of a table (a row, times a column where the table has columns, times a seed) is one run, composed with
 `csim.config.compose_run(["+exp=<exp>", *row overrides, *column overrides, "scale=<scale>", "seed=<seed>"])` and
 run in this process with `csim.train.train` (one import for the whole table). Reuse, cheapest first:
-  1. a result record with the same config hash (`portable_hash`: csim.config.config_hash, independent of this
+  1. a result record with the same config hash (`portable_hash`: csim.runs.identity.config_hash, independent of this
      machine's folders): results/tables/<scale>/<table>/rows/<row>[--<column>]-seed<seed>.json (small, committed;
      so a fresh clone, here or elsewhere, resumes from the committed rows without running anything). A record of
      another table with the same hash (e.g. unsup SimCSE, a row of three tables) is reused too;
@@ -15,12 +15,11 @@ Records are written atomically as soon as a cell finishes, so a killed runner lo
 2-thread run at a time; on one GPU leave it at 1). `threads` is not part of a run's identity: the records are the same
 cells either way (a different thread count can change the sums' order in the GEMMs, so figures may differ slightly).
 A cell that fails (an experiment that does not exist yet, a CsimError) is shown as failed with its reason and the
-runner goes on; the exit status is 1 when any cell failed. Outputs per table: csim/table_report.py.
+runner goes on; the exit status is 1 when any cell failed. Outputs per table: csim/tables/report.py.
 """
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import statistics
@@ -32,9 +31,9 @@ from pathlib import Path
 
 from csim.config import CONF_DIR
 from csim.errors import CsimError
-from csim.outputs import write_json_atomic
-from csim.table_report import CellResult, describe_config, fmt_duration, write_table
-from csim.table_spec import Column, Row, TableSpec, load_specs, slug
+from csim.runs.files import write_json_atomic
+from csim.tables.report import CellResult, describe_config, fmt_duration, write_table
+from csim.tables.spec import Column, Row, TableSpec, slug
 
 
 SCALE_TABLES = ("scale.set", "scale.by_choice")  # applied by csim.config.apply_scale; their effect is in the values
@@ -82,7 +81,7 @@ def portable_hash(cfg) -> str:
     by_choice entry) does not orphan every committed record. The run directory keeps its own hash (run_dir_for)."""
     from omegaconf import DictConfig, OmegaConf, open_dict
 
-    from csim.config import config_hash
+    from csim.runs.identity import config_hash
 
     def placeholders(value, name):
         return {k: placeholders(v, f"{name}.{k}") for k, v in value.items()} if isinstance(value, dict) else f"<{name}>"
@@ -126,8 +125,9 @@ def _records(scale_dir: Path) -> dict[str, dict]:
 def plan(specs: list[TableSpec], scale: str, seeds: list[int], results_dir: Path, extra: list[str],
          index: dict[str, dict] | None = None) -> list[Task]:
     """Compose every cell and decide what it needs (see the module docstring); `index`: the records by hash."""
-    from csim.config import compose_run, run_dir_for
-    from csim.outputs import read_metrics
+    from csim.config import compose_run
+    from csim.runs.identity import run_dir_for
+    from csim.runs.files import read_metrics
 
     index = _records(results_dir / scale) if index is None else index
     tasks, first_of = [], {}
@@ -165,7 +165,7 @@ def plan(specs: list[TableSpec], scale: str, seeds: list[int], results_dir: Path
 
 
 def _record(t: Task, metrics: dict) -> dict:
-    from csim.config import config_hash, identity
+    from csim.runs.identity import config_hash, identity
 
     return {
         "table": t.spec.name, "row": t.row.label, "column": t.column.key if t.spec.multi_column else None,
@@ -247,8 +247,8 @@ def execute(t: Task, index: dict[str, dict], fresh: set[str] = frozenset()) -> O
         m = rec["metrics"]
         return Outcome(m[t.spec.metric], m.get("run_dir"), float(m.get("wall_seconds") or 0), None,
                        m.get("git_commit"), "reused record")
-    from csim.config import run_dir_for
-    from csim.outputs import read_metrics
+    from csim.runs.identity import run_dir_for
+    from csim.runs.files import read_metrics
 
     finished_before = read_metrics(run_dir_for(t.cfg)) is not None
     try:
@@ -356,61 +356,3 @@ def _cores() -> int:
 
 def _log(message: str) -> None:
     print(message, flush=True)
-
-
-def _seeds(text: str) -> list[int]:
-    try:
-        seeds = [int(s) for s in text.replace(" ", "").split(",") if s]
-    except ValueError:
-        seeds = []
-    if not seeds or len(set(seeds)) != len(seeds):
-        raise CsimError(f"--seeds {text!r}: give distinct integers separated by commas, e.g. --seeds 42,43,44.")
-    return seeds
-
-
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="csim tables", description="Regenerate the paper tables (conf/tables/*.yaml) "
-                                "next to the published numbers; finished cells are reused (see csim/tables.py).")
-    p.add_argument("--scale", help="paper | cpu | smoke (default: paper with a GPU, cpu without)")
-    p.add_argument("--seeds", default="42", help="comma-separated seeds; several give mean ± sd (default 42)")
-    p.add_argument("--table", action="append", help="run only this table (repeatable, or comma-separated)")
-    p.add_argument("--tables-dir", default=str(CONF_DIR / "tables"), help="folder of table specs")
-    p.add_argument("--results-dir", default="results/tables",
-                   help="outputs go to <results-dir>/<scale>/ (default results/tables)")
-    p.add_argument("--dry-run", action="store_true", help="show what each cell would do; run nothing")
-    p.add_argument("--no-train", action="store_true",
-                   help="write the tables from finished rows only (records, run directories); train nothing")
-    p.add_argument("--jobs", type=int, default=1,
-                   help="cells trained side by side, each in its own process with threads/jobs torch threads "
-                        "(default 1; 2 on a 2-core CPU finishes the cpu tables ~1.4x sooner; keep 1 on one GPU)")
-    p.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run (e.g. paths.output_root=...)")
-    args = p.parse_args(argv)
-    try:
-        scale = args.scale
-        if scale is None:
-            import torch
-
-            scale = "paper" if torch.cuda.is_available() else "cpu"
-        scales = sorted(q.stem for q in (CONF_DIR / "scale").glob("*.yaml"))
-        if scale not in scales:
-            raise CsimError(f"--scale {scale!r} is not a scale; choose one of {', '.join(scales)} (conf/scale/).")
-        for o in args.overrides:
-            if ("=" not in o and not o.startswith("~")) or o.split("=", 1)[0].lstrip("+~") in ("scale", "seed", "exp"):
-                raise CsimError(f"extra override {o!r}: give key=value overrides; scale, seed and the experiment "
-                                f"are set with --scale, --seeds and the table specs.")
-        if args.jobs < 1:
-            raise CsimError(f"--jobs {args.jobs}: give the number of cells to train side by side, 1 or more.")
-        for o in args.overrides:
-            key, _, value = o.partition("=")
-            if key.lstrip("+") == "threads" and not (value.isdigit() and int(value) >= 1):
-                raise CsimError(f"extra override {o!r}: threads is the number of torch threads of each run, a whole "
-                                f"number of 1 or more (e.g. threads=1).")
-        names = [n for arg in args.table or [] for n in arg.split(",") if n]
-        specs = load_specs(args.tables_dir, names or None)
-        summary = run_tables(specs, scale, _seeds(args.seeds), Path(args.results_dir), list(args.overrides),
-                             dry_run=args.dry_run, no_train=args.no_train, jobs=args.jobs)
-    except CsimError as e:
-        print(f"csim: error: {e}", file=sys.stderr)
-        sys.exit(2)
-    if summary.failed:
-        sys.exit(1)

@@ -1,4 +1,4 @@
-"""results/bench.md from the figures scripts/bench.py measured."""
+"""results/bench.md from the figures scripts/bench measured."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def render(facts: dict, training: dict, gemm: list[dict] | None, mlm: dict | Non
     if facts["quick"]:
         L += ["> **QUICK SETTINGS** (`--quick`: 2 windows of 3 steps, 200 encoded sentences): a check that the script",
               "> runs, not the benchmark. `make bench` writes the real figures.", ""]
-    L += [f"Written by `scripts/bench.py` (`make bench`) on {facts['date']}, commit `{facts['commit']}`, in "
+    L += [f"Written by `scripts/bench` (`make bench`) on {facts['date']}, commit `{facts['commit']}`, in "
           f"{facts['wall_s'] / 60:.1f} min of wall time.", "",
           f"- CPU: {cpu['model']} ({cpu['logical_cpus']} logical CPUs; flags: {', '.join(cpu['flags']) or 'none of note'}); "
           f"torch threads: **{facts['threads']}** on both sides (torch.set_num_threads)",
@@ -118,12 +118,12 @@ def render(facts: dict, training: dict, gemm: list[dict] | None, mlm: dict | Non
               "The FLOPs counted are those csim executes: with its packed forward (encoder.unpad, the default) the "
               "linear layers run over the real tokens only, and with [CLS] pooling the last layer's Q, O and FFN at "
               "[CLS] only, its attention reassociated (no keys or values: `2 d^2 + 2 heads length d` per query instead) "
-              "(scripts/bench_measure.py, encoder_train_flops), so this fraction measures how well the "
+              "(scripts/bench/measure.py, encoder_train_flops), so this fraction measures how well the "
               "work done uses the hardware, not how much work is avoided.", ""]
 
     if mlm:
         s = mlm["shape"]
-        L += ["## MLM pretraining step (csim.pretrain, the mini encoder)", "",
+        L += ["## MLM pretraining step (csim.modules.mlm, the mini encoder)", "",
               f"Batch {mlm['batch']}, max length {mlm['max_length']}, {s['layers']} x {s['d']} (FFN {s['ffn']}), "
               f"vocabulary {s['vocab']:,}, the vocabulary projection at masked positions only"
               + ("; packed forward (encoder.unpad): the body over real tokens, its last layer at the masked positions "

@@ -1,5 +1,5 @@
-"""What a resumed run needs beyond Lightning's own checkpoint: atomic checkpoint files, the RNG states (dropout
-masks), and a sampler that continues the epoch's permutation where the checkpoint left it."""
+"""What a resumed run needs beyond Lightning's own checkpoint: atomic checkpoint files and the RNG states (dropout
+masks). The sampler that continues an epoch's permutation is csim.data.sampler."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
-from torch.utils.data import Sampler
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -48,26 +47,3 @@ class RNGState(pl.Callback):
             np.random.set_state((kind, np.asarray(keys).astype(np.uint32), pos, has_gauss, cached))
             random.setstate(self._pending["python"])
             self._pending = None
-
-
-class ResumableRandomSampler(Sampler[int]):
-    """A seeded permutation per epoch (seed, epoch) that can start part-way through `start_epoch`."""
-
-    def __init__(self, n: int, seed: int, start_epoch: int = 0, skip: int = 0):
-        self.n, self.seed, self.start_epoch, self.skip = n, seed, start_epoch, skip
-        self.epoch = start_epoch
-
-    def set_epoch(self, epoch: int) -> None:  # Lightning calls this at every epoch start
-        self.epoch = epoch
-
-    def __iter__(self):
-        g = torch.Generator()
-        g.manual_seed(self.seed * 100_003 + self.epoch)
-        order = torch.randperm(self.n, generator=g).tolist()
-        skip = self.skip if self.epoch == self.start_epoch else 0
-        return iter(order[skip:])
-
-    def __len__(self) -> int:
-        # the full epoch: Lightning sizes every epoch by this, and its restored batch counter already accounts for
-        # the part of the resumed epoch that was done before the checkpoint
-        return self.n

@@ -63,3 +63,8 @@ class SentenceModule(pl.LightningModule):
             raise CsimError("trainer.max_steps or trainer.max_epochs must bound the run (the LR schedule decays linearly to 0).")
         sched = get_linear_schedule_with_warmup(opt, int(self.warmup_ratio * total), int(total))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def export(self, directory) -> None:
+        """The trained encoder as a folder others can load (the encoder's own `save`: HF + sentence-transformers for a
+        transformer, csim_encoder.json for word-vector encoders); a second encoder (two_encoders) is not exported."""
+        self.encoder.save(directory)

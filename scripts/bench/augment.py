@@ -1,6 +1,6 @@
 """What each augmentation costs on a batch of corpus sentences, next to one cpu-scale training step.
 
-    .venv/bin/python scripts/bench_augment.py [--batch 64] [--seconds 2]
+    .venv/bin/python scripts/bench/augment.py [--batch 64] [--seconds 2]
 
 The training step is the cpu-scale SimCSE step as `csim train +exp=simcse_unsup scale=cpu` builds it (encoder, loss
 and module instantiated from the composed config): two views of the batch through the encoder in one pass, InfoNCE,

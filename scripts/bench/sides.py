@@ -1,11 +1,11 @@
-"""The things scripts/bench.py times, each built the way its users build it.
+"""The things scripts/bench times, each built the way its users build it.
 
 - CsimSimCSE: csim's unsupervised SimCSE step loop, composed with csim.config.compose_run and instantiated with Hydra
   exactly as csim/train.py does (SentenceModule + TrainDataModule + pytorch_lightning.Trainer), without the STS
   evaluation callback and checkpoints (they are not part of the step loop).
 - STSimCSE: sentence-transformers' SentenceTransformerTrainer with MultipleNegativesRankingLoss on (s, s) pairs, with
   the same optimizer settings, batch, max length, clipping and sentences.
-- CsimMLM: the MLM pretraining step of the mini encoder (csim.pretrain.MLMModule + MLMDataModule).
+- CsimMLM: the MLM pretraining step of the mini encoder (csim.modules.mlm.MLMModule + MLMDataModule).
 Each `window(steps)` builds a fresh trainer (so a fresh optimizer and data iterator) and returns its StepLog.
 """
 
@@ -17,7 +17,7 @@ import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from bench_measure import HFStepTimer, LightningStepTimer, StepLog, Stopwatch
+from measure import HFStepTimer, LightningStepTimer, StepLog, Stopwatch
 
 
 def _lightning_window(cfg, module, data, steps: int, measure, **extra) -> StepLog:

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 
-from csim.evaluate import evaluate_sts, geometry_only, load_task
+from csim.data.tasks import load_task
+from csim.evaluation.sts import evaluate_sts, geometry_only
 
 PLOT_NAME = "alignment_uniformity.png"
 
@@ -20,7 +21,7 @@ class STSEvaluation(pl.Callback):
     log `<task>_spearman`; the first task's score selects the best weights ("monitor"), which are written to
     `best_path` (encoder weights only, atomically) for the final test.
 
-    geometry_task: the STS set whose alignment and uniformity (csim.geometry; SimCSE §5) are logged at every
+    geometry_task: the STS set whose alignment and uniformity (csim.evaluation.geometry; SimCSE §5) are logged at every
     evaluation as `<task>_alignment` / `<task>_uniformity` (STS-B dev by default; None: off). They come from the same
     embeddings as its Spearman when it is also an evaluated task. At the end of training the trajectory is plotted to
     `plot_path` (default: <trainer.default_root_dir>/alignment_uniformity.png, the run directory)."""
@@ -76,7 +77,7 @@ class STSEvaluation(pl.Callback):
     def on_train_end(self, trainer, pl_module):
         if not (self.geometry_task and trainer.is_global_zero):
             return
-        from csim.geometry import plot_trajectory
+        from csim.evaluation.geometry import plot_trajectory
 
         path = self.plot_path or Path(trainer.default_root_dir) / PLOT_NAME
         if plot_trajectory(self.history, path, prefix=self.geometry_task):

@@ -1,0 +1,70 @@
+"""`csim tables`: the command line of the table runner (csim.tables.runner)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from csim.config import CONF_DIR
+from csim.errors import CsimError
+from csim.tables.runner import run_tables
+from csim.tables.spec import load_specs
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(s) for s in text.replace(" ", "").split(",") if s]
+    except ValueError:
+        seeds = []
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise CsimError(f"--seeds {text!r}: give distinct integers separated by commas, e.g. --seeds 42,43,44.")
+    return seeds
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="csim tables", description="Regenerate the paper tables (conf/tables/*.yaml) "
+                                "next to the published numbers; finished cells are reused (see csim/tables/runner.py).")
+    p.add_argument("--scale", help="paper | cpu | smoke (default: paper with a GPU, cpu without)")
+    p.add_argument("--seeds", default="42", help="comma-separated seeds; several give mean ± sd (default 42)")
+    p.add_argument("--table", action="append", help="run only this table (repeatable, or comma-separated)")
+    p.add_argument("--tables-dir", default=str(CONF_DIR / "tables"), help="folder of table specs")
+    p.add_argument("--results-dir", default="results/tables",
+                   help="outputs go to <results-dir>/<scale>/ (default results/tables)")
+    p.add_argument("--dry-run", action="store_true", help="show what each cell would do; run nothing")
+    p.add_argument("--no-train", action="store_true",
+                   help="write the tables from finished rows only (records, run directories); train nothing")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="cells trained side by side, each in its own process with threads/jobs torch threads "
+                        "(default 1; 2 on a 2-core CPU finishes the cpu tables ~1.4x sooner; keep 1 on one GPU)")
+    p.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run (e.g. paths.output_root=...)")
+    args = p.parse_args(argv)
+    try:
+        scale = args.scale
+        if scale is None:
+            import torch
+
+            scale = "paper" if torch.cuda.is_available() else "cpu"
+        scales = sorted(q.stem for q in (CONF_DIR / "scale").glob("*.yaml"))
+        if scale not in scales:
+            raise CsimError(f"--scale {scale!r} is not a scale; choose one of {', '.join(scales)} (conf/scale/).")
+        for o in args.overrides:
+            if ("=" not in o and not o.startswith("~")) or o.split("=", 1)[0].lstrip("+~") in ("scale", "seed", "exp"):
+                raise CsimError(f"extra override {o!r}: give key=value overrides; scale, seed and the experiment "
+                                f"are set with --scale, --seeds and the table specs.")
+        if args.jobs < 1:
+            raise CsimError(f"--jobs {args.jobs}: give the number of cells to train side by side, 1 or more.")
+        for o in args.overrides:
+            key, _, value = o.partition("=")
+            if key.lstrip("+") == "threads" and not (value.isdigit() and int(value) >= 1):
+                raise CsimError(f"extra override {o!r}: threads is the number of torch threads of each run, a whole "
+                                f"number of 1 or more (e.g. threads=1).")
+        names = [n for arg in args.table or [] for n in arg.split(",") if n]
+        specs = load_specs(args.tables_dir, names or None)
+        summary = run_tables(specs, scale, _seeds(args.seeds), Path(args.results_dir), list(args.overrides),
+                             dry_run=args.dry_run, no_train=args.no_train, jobs=args.jobs)
+    except CsimError as e:
+        print(f"csim: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    if summary.failed:
+        sys.exit(1)
