@@ -4,7 +4,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 SCALE ?= $(shell $(BIN)/python -c "import torch; print('paper' if torch.cuda.is_available() else 'cpu')" 2>/dev/null || echo cpu)
-SEEDS ?= 42
+SEEDS ?=
 TABLE ?=
 # cells trained side by side by `csim tables` (each with threads/JOBS torch threads): 2 on a CPU (two 1-thread runs
 # did all cpu tables in 1h01m on 2 cores at 0fcbc53, one 2-thread run at a time about 1.5 h earlier), 1 on a GPU
@@ -45,11 +45,12 @@ mini-encoder: install data
 
 # The paper tables (conf/tables/*.yaml) next to the published numbers, in results/tables/$(SCALE)/ (csim/tables/).
 # Finished cells are reused from their committed records (results/tables/<scale>/<table>/rows/) or run directories,
-# so an interrupted run resumes with the missing cells. SEEDS=42,43,44 gives mean ± sd; TABLE=name runs one table;
+# so an interrupted run resumes with the missing cells. SEEDS defaults to the scale's table_seeds (cpu: 42,43,44,
+# mean ± sd and Welch's t against each table's reference row; others: 42); TABLE=name runs one table;
 # JOBS=n trains n cells at a time.
 reproduce-tables: install data
 	@if [ "$(SCALE)" = cpu ] && [ ! -d "$${CSIM_MODELS_DIR:-models}/mini-bert" ]; then $(MAKE) mini-encoder; fi
-	$(BIN)/csim tables --scale $(SCALE) --seeds $(SEEDS) --jobs $(JOBS) $(if $(TABLE),--table $(TABLE))
+	$(BIN)/csim tables --scale $(SCALE) $(if $(SEEDS),--seeds $(SEEDS)) --jobs $(JOBS) $(if $(TABLE),--table $(TABLE))
 
 # csim vs sentence-transformers side by side (training, encoding, matmul peak, MLM step) -> results/bench.md;
 # under 15 minutes on 2 cores. Run it on a quiet machine: other processes slow both sides.

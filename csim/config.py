@@ -13,6 +13,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from csim.runs.hardware import cpu_precision
 from csim.runs.identity import model_fingerprint
 
 
@@ -28,6 +29,8 @@ if not OmegaConf.has_resolver("pkg_path"):
     OmegaConf.register_new_resolver("pkg_path", _pkg_path)
 if not OmegaConf.has_resolver("model_fingerprint"):
     OmegaConf.register_new_resolver("model_fingerprint", model_fingerprint)
+if not OmegaConf.has_resolver("cpu_precision"):
+    OmegaConf.register_new_resolver("cpu_precision", cpu_precision)
 
 
 def _override_keys(overrides: list[str]) -> set[str]:

@@ -19,7 +19,9 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from csim.evaluation.callback import STSEvaluation
+from csim.evaluation.sts import suite_average
 from csim.runs.checkpoints import AtomicCheckpointIO, RNGState
+from csim.runs.timing import PhaseClock
 from csim.runs.identity import run_dir_for
 from csim.errors import CsimError
 from csim.runs.files import copy_tree_atomic, git_commit, read_metrics, write_json_atomic, write_text_atomic
@@ -46,7 +48,7 @@ def prepare(cfg: DictConfig) -> DictConfig:
 
 
 def train(cfg: DictConfig) -> dict:
-    t0, commit = time.time(), git_commit()  # the code this run starts from
+    t0, commit, clock = time.time(), git_commit(), PhaseClock()  # the code this run starts from
     cfg = prepare(cfg)
     run_dir = Path(cfg.run_dir)
     done = read_metrics(run_dir)
@@ -77,8 +79,9 @@ def train(cfg: DictConfig) -> dict:
                                cfg.eval.batch_size, best_path=run_dir / "best_encoder.pt")
     last = pl.callbacks.ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="step{step}", save_top_k=0,
                                         save_last=True, enable_version_counter=False, every_n_train_steps=int(cfg.eval.every_n_steps))
-    trainer = pl.Trainer(**cfg.trainer, logger=build(cfg.logger), callbacks=[evaluation, RNGState(), last],
+    trainer = pl.Trainer(**cfg.trainer, logger=build(cfg.logger), callbacks=[evaluation, RNGState(), last, clock],
                          plugins=[AtomicCheckpointIO()], default_root_dir=str(run_dir), enable_model_summary=False)
+    clock.mark("build")
     ckpt = run_dir / "checkpoints" / "last.ckpt"
     if int(cfg.trainer.max_steps) != 0:  # max_steps=0: a system with no training step is evaluated as it is
         trainer.fit(module, datamodule=data, ckpt_path=str(ckpt) if ckpt.exists() else None,
@@ -86,6 +89,7 @@ def train(cfg: DictConfig) -> dict:
     else:
         evaluation.history.append({"step": 0, **evaluation.score(module)})
         evaluation.best, evaluation.best_step = evaluation.history[-1][evaluation.monitor], 0
+        clock.mark("fit")
 
     if cfg.eval.select_best and evaluation.best_path.exists():
         module.encoder.load_state_dict(torch.load(evaluation.best_path, weights_only=True))
@@ -96,13 +100,18 @@ def train(cfg: DictConfig) -> dict:
 
         test.update(evaluate_sts(module.encoder, load_task(name, cfg.paths.data_dir, cfg.eval.max_pairs), name,
                                  batch_size=cfg.eval.batch_size))
+    clock.mark("test")
     module.export(run_dir / "model")
     if cfg.get("export_dir"):
         copy_tree_atomic(run_dir / "model", Path(cfg.export_dir))
+    clock.mark("export")
+    avg7 = suite_average(test)  # SimCSE Table 5's 7-task average (SentEval protocol), when all seven were tested
     metrics = {
         "name": cfg.name, "run_dir": str(run_dir), "scale": cfg.scale.name, "seed": int(cfg.seed),
         f"best_{evaluation.monitor}": evaluation.best, "best_step": evaluation.best_step,
-        **test, "steps": int(trainer.global_step), "wall_seconds": round(time.time() - t0, 2),
+        **test, **({"sts7_senteval_avg": avg7} if avg7 is not None else {}),
+        "steps": int(trainer.global_step), "wall_seconds": round(time.time() - t0, 2),
+        "timing": clock.finish(evaluation.eval_seconds),
         "git_commit": commit, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "history": evaluation.history,
     }

@@ -41,6 +41,7 @@ class STSEvaluation(pl.Callback):
         self.best, self.best_step, self.history = float("-inf"), -1, []
         self._last_eval_step = -1
         self.best_path = Path(best_path) if best_path else None
+        self.eval_seconds = 0.0  # spent evaluating in this process (metrics.json `timing`)
 
     def run(self, trainer, pl_module, epoch_end: bool = False) -> dict[str, float]:
         step = trainer.global_step
@@ -55,7 +56,9 @@ class STSEvaluation(pl.Callback):
                 tmp = self.best_path.with_name(self.best_path.name + ".tmp")
                 torch.save(pl_module.encoder.state_dict(), tmp)
                 os.replace(tmp, self.best_path)
-        self.history.append({"step": step, **metrics, "eval_seconds": round(time.perf_counter() - t0, 3)})
+        took = time.perf_counter() - t0
+        self.eval_seconds += took
+        self.history.append({"step": step, **metrics, "eval_seconds": round(took, 3)})
         for k, v in metrics.items():
             pl_module.log(k, v, on_step=not epoch_end, on_epoch=epoch_end, prog_bar=(k == self.monitor), batch_size=1)
         if trainer.is_global_zero:

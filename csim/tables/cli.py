@@ -22,11 +22,20 @@ def _seeds(text: str) -> list[int]:
     return seeds
 
 
+def _scale_seeds(scale: str) -> str:
+    """The scale's default seeds for tables (`table_seeds:` in conf/scale/<scale>.yaml; 42 when it has none)."""
+    import yaml
+
+    seeds = (yaml.safe_load((CONF_DIR / "scale" / f"{scale}.yaml").read_text()) or {}).get("table_seeds") or [42]
+    return ",".join(str(s) for s in seeds)
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="csim tables", description="Regenerate the paper tables (conf/tables/*.yaml) "
                                 "next to the published numbers; finished cells are reused (see csim/tables/runner.py).")
     p.add_argument("--scale", help="paper | cpu | smoke (default: paper with a GPU, cpu without)")
-    p.add_argument("--seeds", default="42", help="comma-separated seeds; several give mean ± sd (default 42)")
+    p.add_argument("--seeds", default=None, help="comma-separated seeds; several give mean ± sd and significance "
+                   "(default: the scale's table_seeds in conf/scale/<scale>.yaml: 42,43,44 at cpu, 42 elsewhere)")
     p.add_argument("--table", action="append", help="run only this table (repeatable, or comma-separated)")
     p.add_argument("--tables-dir", default=str(CONF_DIR / "tables"), help="folder of table specs")
     p.add_argument("--results-dir", default="results/tables",
@@ -61,7 +70,7 @@ def main(argv: list[str] | None = None) -> None:
                                 f"number of 1 or more (e.g. threads=1).")
         names = [n for arg in args.table or [] for n in arg.split(",") if n]
         specs = load_specs(args.tables_dir, names or None)
-        summary = run_tables(specs, scale, _seeds(args.seeds), Path(args.results_dir), list(args.overrides),
+        summary = run_tables(specs, scale, _seeds(args.seeds or _scale_seeds(scale)), Path(args.results_dir), list(args.overrides),
                              dry_run=args.dry_run, no_train=args.no_train, jobs=args.jobs)
     except CsimError as e:
         print(f"csim: error: {e}", file=sys.stderr)

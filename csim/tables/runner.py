@@ -63,6 +63,7 @@ class Outcome:
     error: str | None = None
     commit: str | None = None
     how: str = ""
+    metrics: dict = field(default_factory=dict)  # the run's metrics.json (7-task average, timing)
 
 
 @dataclass
@@ -246,7 +247,7 @@ def execute(t: Task, index: dict[str, dict], fresh: set[str] = frozenset()) -> O
                                               "metric": t.spec.metric, "value": rec["metrics"][t.spec.metric]})
         m = rec["metrics"]
         return Outcome(m[t.spec.metric], m.get("run_dir"), float(m.get("wall_seconds") or 0), None,
-                       m.get("git_commit"), "reused record")
+                       m.get("git_commit"), "reused record", m)
     from csim.runs.identity import run_dir_for
     from csim.runs.files import read_metrics
 
@@ -265,7 +266,15 @@ def execute(t: Task, index: dict[str, dict], fresh: set[str] = frozenset()) -> O
     index[t.config_hash] = {**rec, "_path": str(t.record_path)}
     how = "reused run directory" if finished_before and t.config_hash not in fresh else "trained"
     return Outcome(metrics[t.spec.metric], metrics.get("run_dir"), float(metrics.get("wall_seconds") or 0), None,
-                   metrics.get("git_commit"), how)
+                   metrics.get("git_commit"), how, metrics)
+
+
+def _summed_timing(metrics: list[dict]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for m in metrics:
+        for k, v in (m.get("timing") or {}).items():
+            out[k] = out.get(k, 0.0) + float(v)
+    return out
 
 
 def run_tables(specs: list[TableSpec], scale: str, seeds: list[int], results_dir: Path, extra: list[str],
@@ -336,7 +345,9 @@ def run_tables(specs: list[TableSpec], scale: str, seeds: list[int], results_dir
                     commits=sorted({o.commit for _, o in seeds_out if o.commit}),
                     errors=[f"seed {s}: {o.error}" if len(seeds_out) > 1 else o.error
                             for s, o in seeds_out if o.error is not None and o.how != "skip"],
-                    skipped=not row.runs_at(scale), notes=row.notes))
+                    skipped=not row.runs_at(scale), notes=row.notes, column_key=col.key,
+                    avg7=[o.metrics["sts7_senteval_avg"] for _, o in seeds_out if "sts7_senteval_avg" in o.metrics],
+                    timing=_summed_timing([o.metrics for _, o in seeds_out])))
         summary.failed += sum(bool(c.errors) for c in cells)
         cfgs = [t.cfg for t in tasks if t.spec is spec and t.cfg is not None]
         summary.outputs += write_table(spec, cells, results_dir / scale, scale=scale, seeds=seeds,

@@ -15,6 +15,8 @@
         paper_sd: null                   # the paper's standard deviation over seeds, same shape as paper
         paper_scale_only: false          # true: listed with its paper value, run only at scale=paper
         notes: null                      # shown under the table
+    reference: {row: "Unsup. SimCSE"}    # optional: every other row is compared with this row (same column), or
+    # reference: {column: shared}        #   every cell with the same row's cell in this column (Welch's t over seeds)
 
 A bad spec is a CsimError naming the file, line and field.
 """
@@ -64,6 +66,7 @@ class TableSpec:
     rows: tuple[Row, ...]
     notes: str | None
     order: int = 100
+    reference: dict | None = None   # {"row": label} or {"column": key}: what each cell's significance is tested against
 
     @property
     def multi_column(self) -> bool:
@@ -74,7 +77,7 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "row"
 
 
-_TOP = {"title", "source", "metric", "columns", "rows", "notes", "order"}
+_TOP = {"title", "source", "metric", "columns", "rows", "notes", "order", "reference"}
 _SOURCE = {"paper", "table", "split", "metric"}
 _COLUMN = {"key", "label", "overrides"}
 _ROW = {"label", "exp", "overrides", "paper", "paper_sd", "paper_scale_only", "notes"}
@@ -201,7 +204,20 @@ def load_spec(path: str | Path) -> TableSpec:
                         paper_scale_only=bool(r.get("paper_scale_only", False)),
                         notes=" ".join(str(r["notes"]).split()) if r.get("notes") else None))
     return TableSpec(name=path.stem, path=path, title=str(raw["title"]), source=dict(source), metric=raw["metric"],
-                     columns=columns, rows=tuple(rows), notes=raw.get("notes"), order=raw.get("order", 100))
+                     columns=columns, rows=tuple(rows), notes=raw.get("notes"), order=raw.get("order", 100),
+                     reference=_reference(where, raw.get("reference"), rows, columns))
+
+
+def _reference(where: _Where, value, rows: list[Row], columns: tuple[Column, ...]) -> dict | None:
+    if value is None:
+        return None
+    labels, keys = [r.label for r in rows], [c.key for c in columns]
+    if isinstance(value, dict) and set(value) == {"row"} and value["row"] in labels:
+        return dict(value)
+    if isinstance(value, dict) and set(value) == {"column"} and value["column"] in keys and len(keys) > 1:
+        return dict(value)
+    raise where.error(("reference",), f"{value!r}: give {{row: LABEL}} with one of the row labels {labels}, or "
+                                      f"{{column: KEY}} with one of the column keys {keys} (tables with columns).")
 
 
 def load_specs(tables_dir: str | Path, names: list[str] | None = None) -> list[TableSpec]:
