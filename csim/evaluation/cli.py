@@ -24,7 +24,7 @@ GEOMETRY_TASK = "stsb_dev"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from csim.encoders.transformer import POOLERS
+    from csim.encoders import POOLERS
 
     ap = argparse.ArgumentParser(
         prog="csim eval", description=__doc__.split("\n\n")[0],
