@@ -115,8 +115,8 @@ def train(cfg: DictConfig) -> dict:
     write_model_card(run_dir / "model", cfg, metrics, commit)
     if cfg.get("export_dir"):
         copy_tree_atomic(run_dir / "model", Path(cfg.export_dir))
-    tracking.end(loggers, cfg, metrics)
     write_json_atomic(run_dir / "metrics.json", metrics)
+    tracking.end(loggers, cfg, metrics)  # after the result is safe: a logger's failure cannot lose it
     shown = {k: v for k, v in metrics.items() if k.endswith("spearman") or k in ("best_step", "steps", "wall_seconds")}
     print(f"[csim] done: {json.dumps(shown)}\n[csim] run directory: {run_dir}", flush=True)
     return metrics

@@ -95,7 +95,9 @@ def test_wandb_sweep_one_run_per_job(tmp_path, cache_dir):
                 tmp_path, cache_dir, WANDB_MODE="offline", WANDB_DIR=str(wandb_dir))
     assert out.returncode == 0, out.stderr[-3000:]
     assert "Launching 2 jobs" in out.stdout and "#1 : " in out.stdout  # the sweep lists its jobs
-    assert "Tip:" not in out.stdout + out.stderr and "GPU available" not in out.stdout + out.stderr  # quiet
+    shown = out.stdout + out.stderr  # quiet: no Lightning banners or tips, no datasets progress bars, no W&B banners
+    assert not any(s in shown for s in ("Tip:", "GPU available", "examples/s", "wandb: Run summary")), shown[-3000:]
+    assert shown.count("[csim] W&B run ") == 2  # one line per W&B run instead
     files = sorted((tmp_path / "outputs" / "runs").glob("*/wandb/offline-run-*/run-*.wandb"))
     assert len(files) == 2, files
     runs = [_wandb_run(f) for f in files]
@@ -232,3 +234,31 @@ def test_tab_completion_and_help(tmp_path, cache_dir):
     assert q.stdout.split() == ["compare"]
     h = _csim(["train", "--help"], tmp_path, cache_dir)
     assert "csim train" in h.stdout and "== cli ==" not in h.stdout
+
+
+def test_eval_writes_mteb_results_quietly(sweep_2x2, tmp_path, capfd):
+    """`csim eval RUN --mteb-json DIR`: MTEB's TaskResult files with the run's own scores (fractions); no load report
+    or progress bars on the way; a capped evaluation is refused before any work (it is not MTEB's protocol)."""
+    from csim.cli import main
+
+    dirs, _ = sweep_2x2
+    run = dirs[0]
+    metrics = json.loads((run / "metrics.json").read_text())
+    capfd.readouterr()
+    main(["eval", str(run), "--tasks", "stsb_test", "stsb_dev", "--data-dir", str(DATA), "--out",
+          str(tmp_path / "e.json"), "--mteb-json", str(tmp_path / "mteb")])
+    seen = capfd.readouterr()
+    assert "LOAD REPORT" not in seen.out + seen.err and "examples/s" not in seen.out + seen.err
+    res = json.loads((tmp_path / "e.json").read_text())["metrics"]
+    f = tmp_path / "mteb" / run.name / "no_revision_available" / "STSBenchmark.json"
+    r = json.loads(f.read_text())
+    assert r["task_name"] == "STSBenchmark" and set(r["scores"]) == {"test", "validation"}
+    test = r["scores"]["test"][0]
+    assert test["main_score"] == test["cosine_spearman"] == pytest.approx(res["stsb_test_spearman"] / 100)
+    assert r["scores"]["validation"][0]["main_score"] == pytest.approx(res["stsb_dev_spearman"] / 100)
+    assert test["hf_subset"] == "default" and test["languages"] == ["eng-Latn"]
+    assert (f.parent / "model_meta.json").exists()
+    assert metrics["run_dir"] == str(run)
+    with pytest.raises(SystemExit):
+        main(["eval", str(run), "--tasks", "stsb_test", "--max-pairs", "10", "--mteb-json", str(tmp_path / "m2")])
+    assert "--aggregate all" in capfd.readouterr().err and not (tmp_path / "m2").exists()

@@ -82,6 +82,8 @@ def group(runs: list[Run]) -> tuple[list[str], list[Group]]:
     all_keys = sorted({k for r in runs for k in r.keys})
     # the seed, and keys that follow it (data.seed: ${seed}), tell seeds apart, not settings
     seedlike = {k for k in all_keys if all(r.keys.get(k) == r.keys.get("seed") for r in runs)}
+    # the scale's own tables: their effect is already in the values they set
+    seedlike |= {k for k in all_keys if k.startswith(("scale.set.", "scale.by_choice."))}
     varying = [k for k in all_keys if k not in seedlike and len({json.dumps(r.keys.get(k), default=str) for r in runs}) > 1]
     groups: dict[tuple, Group] = {}
     for r in runs:
