@@ -3,8 +3,11 @@
 The scale layer. `conf/scale/<name>.yaml` holds a `set:` mapping of dotted keys, a `by_choice:` mapping
 (group -> chosen option -> dotted keys inside that group, e.g. what replaces wiki1m at this scale), and an
 experiment may add `scales.<name>:` entries of its own. They are applied after the experiment (which carries the paper recipe) and
-before the command line, so `scale=cpu trainer.max_steps=50` means what it says. Hydra appends `+exp=` after every
+under the command line, so `scale=cpu trainer.max_steps=50` means what it says. Hydra appends `+exp=` after every
 primary default, so a plain config group cannot sit between the experiment and the command line; this layer does.
+
+It is applied inside Hydra's composition (`ScaledConfigLoader`), so every config Hydra hands out has it: the run,
+each job of a `-m` sweep, `--cfg job`, `--info`, and the compose API (`compose_run`, `csim tables`).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from csim.runs.hardware import cpu_precision
 from csim.runs.identity import model_fingerprint
+from csim.runs.tracking import wandb_offline
 
 
 def _pkg_path(module: str) -> str:
@@ -31,6 +35,8 @@ if not OmegaConf.has_resolver("model_fingerprint"):
     OmegaConf.register_new_resolver("model_fingerprint", model_fingerprint)
 if not OmegaConf.has_resolver("cpu_precision"):
     OmegaConf.register_new_resolver("cpu_precision", cpu_precision)
+if not OmegaConf.has_resolver("wandb_offline"):
+    OmegaConf.register_new_resolver("wandb_offline", wandb_offline)
 
 
 def _override_keys(overrides: list[str]) -> set[str]:
@@ -49,7 +55,9 @@ def _has_key(cfg: DictConfig, key: str) -> bool:
 
 def apply_scale(cfg: DictConfig, cli_overrides: list[str] = (), choices: dict | None = None) -> DictConfig:
     """Overlay the scale's values (and the experiment's own `scales.<name>:`) under the command line.
-    `choices` maps config groups to the chosen option (Hydra's runtime.choices)."""
+    `choices` maps config groups to the chosen option (Hydra's runtime.choices). A value the command line set wins,
+    also below a mapping the scale sets (`+encoder.random_init.num_hidden_layers=4 scale=smoke`: the smoke model with
+    4 layers)."""
     name = cfg.scale.name
     layer = dict(OmegaConf.to_container(cfg.scale.set, resolve=False)) if cfg.scale.get("set") else {}
     # `set:` is generic: a key applies only where the composed config has it (encoder.model_name changes a
@@ -69,26 +77,56 @@ def apply_scale(cfg: DictConfig, cli_overrides: list[str] = (), choices: dict | 
         for key, value in layer.items():
             if any(key == c or key.startswith(c + ".") for c in cli):
                 continue  # the command line wins
+            below = [c for c in cli if c.startswith(key + ".")]  # command-line values inside this mapping
+            kept = {c: OmegaConf.select(cfg, c) for c in below}
             OmegaConf.update(cfg, key, value, merge=False, force_add=True)
+            for c, v in kept.items():
+                OmegaConf.update(cfg, c, v, merge=False, force_add=True)
     return cfg
+
+
+def _scaled_loader_class():
+    """Hydra's config loader with the scale layer applied at the end of every composition. Hydra 1.3 offers no hook
+    between composing a config and using it (1.4 adds the `on_compose_config` callback), and the layer depends on
+    the composed config (which keys exist, which options were chosen), so no config source or defaults-list entry
+    can express it; this subclass is that hook, installed by `install_scale_layer`."""
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+
+    class ScaledConfigLoader(ConfigLoaderImpl):
+        def _load_configuration_impl(self, *args, **kwargs):
+            cfg = super()._load_configuration_impl(*args, **kwargs)
+            if isinstance(cfg.get("scale"), DictConfig) and "name" in cfg.scale:
+                with open_dict(cfg):
+                    apply_scale(cfg, list(cfg.hydra.overrides.task), dict(cfg.hydra.runtime.choices))
+            return cfg
+
+    return ScaledConfigLoader
+
+
+def install_scale_layer() -> None:
+    """Make every Hydra app and compose call in this process apply the scale layer (idempotent)."""
+    import hydra._internal.hydra as hydra_internal
+
+    if getattr(hydra_internal.ConfigLoaderImpl, "__name__", "") != "ScaledConfigLoader":
+        hydra_internal.ConfigLoaderImpl = _scaled_loader_class()
 
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
 
 def compose_run(overrides: list[str]) -> DictConfig:
-    """Compose conf/ with `overrides` and apply the scale layer exactly as `csim train` does; works inside a running
+    """Compose conf/ with `overrides`, the scale layer applied, exactly as `csim train` does; works inside a running
     Hydra app (e.g. a stage of a two-stage experiment) and outside one (tests, the tables runner)."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
+    install_scale_layer()
     overrides = list(overrides)
     if GlobalHydra.instance().is_initialized():
         cfg = compose("config", overrides=overrides, return_hydra_config=True)
     else:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             cfg = compose("config", overrides=overrides, return_hydra_config=True)
-    choices = dict(cfg.hydra.runtime.choices)
     with open_dict(cfg):
         del cfg["hydra"]
-    return apply_scale(cfg, overrides, choices)
+    return cfg

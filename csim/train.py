@@ -20,9 +20,12 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from csim.evaluation.callback import STSEvaluation
 from csim.evaluation.sts import suite_average
+from csim import verbosity
+from csim.runs import tracking
 from csim.runs.checkpoints import AtomicCheckpointIO, RNGState
 from csim.runs.timing import PhaseClock
 from csim.runs.identity import run_dir_for
+from csim.runs.model_card import write_model_card
 from csim.errors import CsimError
 from csim.runs.files import copy_tree_atomic, git_commit, read_metrics, write_json_atomic, write_text_atomic
 from csim.validate import validate_config
@@ -44,11 +47,12 @@ def build(node, **kwargs):
 def prepare(cfg: DictConfig) -> DictConfig:
     with open_dict(cfg):
         cfg.run_dir = str(run_dir_for(cfg))
-    return cfg
+    return tracking.label(cfg)
 
 
 def train(cfg: DictConfig) -> dict:
     t0, commit, clock = time.time(), git_commit(), PhaseClock()  # the code this run starts from
+    verbosity.configure()
     cfg = prepare(cfg)
     run_dir = Path(cfg.run_dir)
     done = read_metrics(run_dir)
@@ -63,8 +67,6 @@ def train(cfg: DictConfig) -> dict:
     augment = build(cfg.augment) if cfg.get("augment") else None  # cheap; validates its own fields
     loss = build(cfg.loss) if cfg.get("loss") else None
     validate_config(cfg, loss)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
 
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     if cfg.get("init_from"):
@@ -75,12 +77,18 @@ def train(cfg: DictConfig) -> dict:
     module = build(cfg.module, encoder=encoder, loss=loss)
     # data=null: a system with no training step (avg_glove, avg_bert) reads no training data
     data = build(cfg.data, encoder=module.encoder, augment=augment) if cfg.get("data") else None
+    # the run directory appears only once the config is valid and the model and data are loaded
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     evaluation = STSEvaluation(cfg.eval.tasks, cfg.eval.every_n_steps, cfg.paths.data_dir, cfg.eval.max_pairs,
                                cfg.eval.batch_size, best_path=run_dir / "best_encoder.pt")
     last = pl.callbacks.ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="step{step}", save_top_k=0,
                                         save_last=True, enable_version_counter=False, every_n_train_steps=int(cfg.eval.every_n_steps))
-    trainer = pl.Trainer(**cfg.trainer, logger=build(cfg.logger), callbacks=[evaluation, RNGState(), last, clock],
-                         plugins=[AtomicCheckpointIO()], default_root_dir=str(run_dir), enable_model_summary=False)
+    loggers = [build(cfg.logger)] if cfg.get("logger") else []
+    tracking.start(loggers, cfg)
+    trainer = pl.Trainer(**cfg.trainer, logger=loggers or False, plugins=[AtomicCheckpointIO()],
+                         callbacks=[evaluation, RNGState(), last, clock, tracking.failure_callback()],
+                         default_root_dir=str(run_dir), enable_model_summary=False)
     clock.mark("build")
     ckpt = run_dir / "checkpoints" / "last.ckpt"
     if int(cfg.trainer.max_steps) != 0:  # max_steps=0: a system with no training step is evaluated as it is
@@ -102,8 +110,6 @@ def train(cfg: DictConfig) -> dict:
                                  batch_size=cfg.eval.batch_size))
     clock.mark("test")
     module.export(run_dir / "model")
-    if cfg.get("export_dir"):
-        copy_tree_atomic(run_dir / "model", Path(cfg.export_dir))
     clock.mark("export")
     avg7 = suite_average(test)  # SimCSE Table 5's 7-task average (SentEval protocol), when all seven were tested
     metrics = {
@@ -115,7 +121,11 @@ def train(cfg: DictConfig) -> dict:
         "git_commit": commit, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "history": evaluation.history,
     }
+    write_model_card(run_dir / "model", cfg, metrics, commit)
+    if cfg.get("export_dir"):
+        copy_tree_atomic(run_dir / "model", Path(cfg.export_dir))
     write_json_atomic(run_dir / "metrics.json", metrics)
+    tracking.end(loggers, cfg, metrics)  # after the result is safe: a logger's failure cannot lose it
     shown = {k: v for k, v in metrics.items() if k.endswith("spearman") or k in ("best_step", "steps", "wall_seconds")}
     print(f"[csim] done: {json.dumps(shown)}\n[csim] run directory: {run_dir}", flush=True)
     return metrics

@@ -3,12 +3,29 @@ names the field and what would fix it."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from omegaconf import DictConfig
 
 from csim.errors import CsimError
 
 
+def _check_mini_encoder(cfg: DictConfig) -> None:
+    """A run that starts from the mini encoder (the cpu scale) before it is built: say how to build it."""
+    mini = cfg.get("paths", {}).get("mini_encoder")
+    for field in ("encoder", "augment"):
+        node = cfg.get(field)
+        name = node.get("model_name") if isinstance(node, DictConfig) else None
+        if mini and name and Path(str(name)).resolve() == Path(str(mini)).resolve() \
+                and not (Path(str(mini)) / "config.json").exists():
+            raise CsimError(f"{field}.model_name={name}: the mini encoder this run starts from (paths.mini_encoder, "
+                            f"what scale=cpu uses) is not built yet. Build it once with `make mini-encoder` (about an "
+                            f"hour on 2 cores: csim train +exp=mlm_pretrain, then its report), or set CSIM_MODELS_DIR "
+                            f"to a folder that holds a built mini-bert/.")
+
+
 def validate_config(cfg: DictConfig, loss=None) -> None:
+    _check_mini_encoder(cfg)
     steps = cfg.trainer.get("max_steps", -1)
     every = cfg.eval.every_n_steps
     if every is None or int(every) < 1:

@@ -13,7 +13,7 @@ CSIM = ROOT / "csim"
 
 # lowest first; a module may import its own layer and those below it
 LAYERS = [
-    ("csim.errors", "csim.hub", "csim.runs"),
+    ("csim.errors", "csim.hub", "csim.runs", "csim.verbosity"),
     ("csim.data", "csim.losses"),
     ("csim.encoders",),
     ("csim.augment",),  # augment=mlm fills masks with an encoder

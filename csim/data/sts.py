@@ -10,9 +10,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import datasets
-
 from csim.errors import CsimError
+
+
+def _datasets():
+    """`datasets`, imported on first use (it takes seconds; `csim eval --help` needs the task names only)."""
+    import datasets
+
+    return datasets
 
 
 def _bad(path: Path, lineno: int, what: str) -> CsimError:
@@ -47,7 +52,7 @@ def read_stsb_file(path: str | Path, low: float = 0.0, high: float = 5.0) -> dat
             score.append(value)
     if not score:
         raise CsimError(f"{path}: no STS pairs found (the file is empty). Point paths.data_dir at a complete copy.")
-    return datasets.Dataset.from_dict({"s1": s1, "s2": s2, "score": score})
+    return _datasets().Dataset.from_dict({"s1": s1, "s2": s2, "score": score})
 
 
 def read_stsb(data_dir: str | Path, split: str, variant: str = "original") -> datasets.Dataset:
@@ -108,7 +113,7 @@ def read_sts_subset(input_path: str | Path, gold_path: str | Path, subset: str =
         s1.append(cols[0])
         s2.append(cols[1])
         score.append(value)
-    return datasets.Dataset.from_dict({"s1": s1, "s2": s2, "score": score, "subset": [subset] * len(score)})
+    return _datasets().Dataset.from_dict({"s1": s1, "s2": s2, "score": score, "subset": [subset] * len(score)})
 
 
 def read_sts_year(data_dir: str | Path, year: int, variant: str = "raw") -> datasets.Dataset:
@@ -124,7 +129,7 @@ def read_sts_year(data_dir: str | Path, year: int, variant: str = "raw") -> data
     parts = [read_sts_subset(data_path(data_dir, f"{folder}/STS.input.{s}.txt", f"STS{year} {s} input file"),
                              data_path(data_dir, f"{folder}/STS.gs.{s}.txt", f"STS{year} {s} gold file"), s)
              for s in STS_SUBSETS[year]]
-    return datasets.concatenate_datasets(parts)
+    return _datasets().concatenate_datasets(parts)
 
 
 SICK_FILES = {"train": "SICK_train.txt", "trial": "SICK_trial.txt", "test": "SICK_test_annotated.txt"}
@@ -155,7 +160,7 @@ def read_sick_file(path: str | Path) -> datasets.Dataset:
         s1.append(cols[1])
         s2.append(cols[2])
         score.append(value)
-    return datasets.Dataset.from_dict({"s1": s1, "s2": s2, "score": score})
+    return _datasets().Dataset.from_dict({"s1": s1, "s2": s2, "score": score})
 
 
 def read_sickr(data_dir: str | Path, split: str = "test") -> datasets.Dataset:

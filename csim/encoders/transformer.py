@@ -9,14 +9,13 @@ import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel, BertConfig, BertModel
 
-from csim.encoders import fast_dropout, unpadded
+from csim.encoders import POOLERS, fast_dropout, unpadded  # POOLERS re-exported
 from csim.encoders.base import SentenceEncoder, right_padded
 from csim.encoders.tokenizer import get_tokenizer
 from csim.errors import CsimError
 from csim.runs.files import atomic_dir
 from csim.hub import resolve_model
 
-POOLERS = ("cls", "cls_before_pooler", "mean", "first_last_avg")
 _DROPOUT_FIELDS = ("hidden_dropout_prob", "attention_probs_dropout_prob", "dropout", "attention_dropout")
 
 

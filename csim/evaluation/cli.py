@@ -24,7 +24,7 @@ GEOMETRY_TASK = "stsb_dev"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from csim.encoders.transformer import POOLERS
+    from csim.encoders import POOLERS
 
     ap = argparse.ArgumentParser(
         prog="csim eval", description=__doc__.split("\n\n")[0],
@@ -52,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--out", default=None,
                     help="JSON file to write (default: <run dir>/eval_<text>_<aggregate>.json for a csim run, else "
                          "<output root>/eval/<model>/<text>_<aggregate>.json)")
+    ap.add_argument("--mteb-json", default=None, metavar="DIR",
+                    help="also write the scores in MTEB's result format: DIR/<model>/no_revision_available/<Task>.json "
+                         "(needs --aggregate all --text official, no --max-pairs: MTEB's protocol)")
     ap.add_argument("--subsets", action="store_true", help="also print the per-subset Spearmans of STS12-16")
     ap.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
@@ -187,14 +190,25 @@ def main(argv: list[str] | None = None) -> dict | None:
     from csim.runs.files import write_json_atomic
 
     try:
+        if args.mteb_json:
+            from csim.evaluation.mteb_format import check_protocol
+
+            check_protocol(args.aggregate, args.text, args.max_pairs)  # before any work
         result, loaded = run_eval(args)
         out = Path(args.out) if args.out else default_out(args, loaded)
         write_json_atomic(out, result)
+        if args.mteb_json:
+            from csim.evaluation.mteb_format import write_mteb_results
+
+            name = Path(loaded.run_dir).name if loaded.run_dir else args.model.rstrip("/")
+            mteb_files = write_mteb_results(result, Path(args.mteb_json), name)
     except CsimError as e:
         print(f"csim: error: {e}", file=sys.stderr, flush=True)
         sys.exit(2)
     print_result(result, subsets=args.subsets)
     s = result["seconds"]
     print(f"[csim] {sum(result['pairs'].values())} pairs in {s['total']:.1f} s; results: {out}", flush=True)
+    if args.mteb_json:
+        print(f"[csim] MTEB results: {', '.join(str(p) for p in mteb_files)}", flush=True)
     return result
 

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 
 import numpy as np
-from scipy.stats import spearmanr
 
 from csim.data.tasks import SUITE
 
 AGGREGATIONS = ("all", "mean", "wmean")
 def spearman_x100(pred, gold) -> float:
+    from scipy.stats import spearmanr  # imported on first use: scipy.stats takes ~0.5 s
+
     return float(spearmanr(np.asarray(pred, dtype=np.float64), np.asarray(gold, dtype=np.float64)).correlation * 100.0)
 
 

@@ -126,6 +126,8 @@ def _records(scale_dir: Path) -> dict[str, dict]:
 def plan(specs: list[TableSpec], scale: str, seeds: list[int], results_dir: Path, extra: list[str],
          index: dict[str, dict] | None = None) -> list[Task]:
     """Compose every cell and decide what it needs (see the module docstring); `index`: the records by hash."""
+    from omegaconf import open_dict
+
     from csim.config import compose_run
     from csim.runs.identity import run_dir_for
     from csim.runs.files import read_metrics
@@ -151,6 +153,8 @@ def plan(specs: list[TableSpec], scale: str, seeds: list[int], results_dir: Path
                     try:
                         t.cfg = compose_run([*t.overrides, *extra])
                         t.config_hash = portable_hash(t.cfg)
+                        with open_dict(t.cfg):  # labels for the loggers (W&B tags, the row); not in the identity
+                            t.cfg.tracking.table, t.cfg.tracking.row = spec.name, name
                     except Exception as e:  # noqa: BLE001 - a row that does not compose is reported, not fatal
                         t.action, t.error = "failed", _first_line(e)
                         continue
