@@ -192,12 +192,12 @@ def test_export_round_trip_every_pooler(tmp_path, pooler, mlp):
     assert torch.allclose(got, ref, atol=1e-5), (got - ref).abs().max()
     # csim reads its own export back ...
     back = load_model(str(tmp_path / "m"))
-    assert (back.kind, back.pooler, back.max_length) == ("csim_export", pooler, 16)
+    assert (back.kind, back.pooler, back.max_length) == ("csim_export", pooler, 64)  # evaluated at every token
     assert torch.allclose(back.encoder.encode(SENTS), ref, atol=1e-6)
     # ... and the same folder as a plain sentence-transformers folder
     (tmp_path / "m" / "csim_pooler.json").unlink()
     as_st = load_model(str(tmp_path / "m"))
-    assert as_st.kind == "sentence_transformers" and as_st.max_length == 16
+    assert as_st.kind == "sentence_transformers" and as_st.max_length == 64
     assert torch.allclose(as_st.encoder.encode(SENTS), ref, atol=1e-6)
 
 
@@ -271,7 +271,7 @@ def test_smoke_run_exports_loads_and_evaluates_the_same(run_smoke, tmp_path, cap
     dev = load_task("stsb_dev", DATA, max_pairs=200)
     texts = list(dict.fromkeys(list(dev["s1"]) + list(dev["s2"])))
     loaded = load_model(str(run))
-    assert (loaded.kind, loaded.pooler, loaded.mlp, loaded.max_length) == ("csim_run", "cls", "none", 32)
+    assert (loaded.kind, loaded.pooler, loaded.mlp, loaded.max_length) == ("csim_run", "cls", "none", 64)
     ours = loaded.encoder.encode(texts)
     st = SentenceTransformer(str(run / "model"), device="cpu")
     theirs = st.encode(texts, convert_to_tensor=True)
