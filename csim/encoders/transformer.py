@@ -94,6 +94,10 @@ class TransformerEncoder(SentenceEncoder):
         self.dim = d
         self.unpad = bool(unpad) and pooler != "first_last_avg" and unpadded.supports(self.model)
         self.mlp = nn.Sequential(nn.Linear(d, d), nn.Tanh()) if (pooler == "cls" and mlp != "none") else None
+        if self.mlp is not None:  # SimCSE's MLPLayer is initialised by BERT's _init_weights (cl_init calls
+            # init_weights, simcse/models.py:93-95): weights N(0, initializer_range = 0.02), bias 0
+            nn.init.normal_(self.mlp[0].weight, std=float(getattr(self.model.config, "initializer_range", 0.02)))
+            nn.init.zeros_(self.mlp[0].bias)
 
     def tokenize(self, texts: list[str], max_length: int | None = None) -> dict[str, list]:
         """Token ids, truncated at `max_length` (default: the training max_length)."""
