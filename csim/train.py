@@ -74,7 +74,7 @@ def train(cfg: DictConfig) -> dict:
     # data=null: a system with no training step (avg_glove, avg_bert) reads no training data
     data = build(cfg.data, encoder=module.encoder, augment=augment) if cfg.get("data") else None
     evaluation = STSEvaluation(cfg.eval.tasks, cfg.eval.every_n_steps, cfg.paths.data_dir, cfg.eval.max_pairs,
-                               cfg.eval.batch_size, best_path=run_dir / "best_encoder.pt")
+                               cfg.eval.batch_size, best_path=run_dir / "best_encoder.pt", text=cfg.eval.text)
     last = pl.callbacks.ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="step{step}", save_top_k=0,
                                         save_last=True, enable_version_counter=False, every_n_train_steps=int(cfg.eval.every_n_steps))
     trainer = pl.Trainer(**cfg.trainer, logger=build(cfg.logger), callbacks=[evaluation, RNGState(), last],
@@ -94,8 +94,8 @@ def train(cfg: DictConfig) -> dict:
         from csim.data.tasks import load_task
         from csim.evaluation.sts import evaluate_sts
 
-        test.update(evaluate_sts(module.encoder, load_task(name, cfg.paths.data_dir, cfg.eval.max_pairs), name,
-                                 batch_size=cfg.eval.batch_size))
+        test.update(evaluate_sts(module.encoder, load_task(name, cfg.paths.data_dir, cfg.eval.max_pairs,
+                                                           text=cfg.eval.text), name, batch_size=cfg.eval.batch_size))
     module.export(run_dir / "model")
     if cfg.get("export_dir"):
         copy_tree_atomic(run_dir / "model", Path(cfg.export_dir))

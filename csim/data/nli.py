@@ -192,10 +192,17 @@ def nli(data_dir: str, cache_dir: str = "cache", form: str = "pairs", hub: dict 
     return ds.shuffle(seed=shuffle_seed) if shuffle_seed is not None else ds
 
 
-def stsb_pairs(data_dir: str, split: str = "train", variant: str = "original") -> datasets.Dataset:
+def stsb_pairs(data_dir: str, split: str = "train", variant: str = "original",
+               both_orders: bool = False) -> datasets.Dataset:
     """STS-B pairs with their gold score as training data (SBERT's regression objective): columns text, text_pos,
-    score (0-5), read with csim.data.sts.read_stsb."""
+    score (0-5), read with csim.data.sts.read_stsb. both_orders: each pair also as (s2, s1), right after (s1, s2), as
+    sentence-transformers' cross-encoder STS example trains (a cross-encoder reads the pair in one order)."""
     from csim.data.sts import read_stsb
 
     ds = read_stsb(data_dir, split, variant)
+    if both_orders:
+        s1, s2, score = list(ds["s1"]), list(ds["s2"]), list(ds["score"])
+        ds = datasets.Dataset.from_dict({"s1": [s for pair in zip(s1, s2) for s in pair],
+                                         "s2": [s for pair in zip(s2, s1) for s in pair],
+                                         "score": [v for v in score for _ in (0, 1)]})
     return ds.rename_columns({"s1": "text", "s2": "text_pos"})

@@ -32,12 +32,15 @@ class CrossEncoder(nn.Module):
     score_label: with num_labels > 1, the class whose probability is the pair's similarity score (0 = entailment).
     max_length: the pair's training truncation; eval_max_length: at scoring (`score_pairs`), null = every token the
     model reads, as sentence-transformers' CrossEncoder with max_length=None (the official STS example).
+    segment_b: "keep" the checkpoint's token-type embedding of the second segment, or start it "from_a" (a copy of
+    the first segment's row) for an encoder pretrained on single sentences, whose row 1 never trained (the cpu-scale
+    mini encoder: MLM without next-sentence prediction).
     """
 
     def __init__(self, model_name: str | None = None, num_labels: int = 1, max_length: int = 128,
                  dropout: float | None = None, random_init: dict | None = None, tokenizer: dict | None = None,
                  score_label: int = 0, data_dir: str = "data", cache_dir: str = "cache",
-                 eval_max_length: int | None = None):
+                 eval_max_length: int | None = None, segment_b: str = "keep"):
         super().__init__()
         if num_labels < 1:
             raise CsimError(f"encoder.num_labels={num_labels} must be >= 1 (1: a regression score, 3: NLI).")
@@ -65,6 +68,12 @@ class CrossEncoder(nn.Module):
         else:
             raise CsimError("The cross-encoder needs encoder.model_name (a hub name or local folder) or "
                             "encoder.random_init (a BERT config to initialise randomly).")
+        if segment_b not in ("keep", "from_a"):
+            raise CsimError(f"encoder.segment_b={segment_b!r}: choose keep or from_a.")
+        types = getattr(getattr(self.model.base_model, "embeddings", None), "token_type_embeddings", None)
+        if segment_b == "from_a" and types is not None and types.num_embeddings > 1:
+            with torch.no_grad():
+                types.weight[1].copy_(types.weight[0])
         fast_dropout.swap(self.model)  # same dropout, its masks drawn faster on CPU
         self.max_length = usable_length(self.model, self.tokenizer, max_length)
         self.eval_max_length = usable_length(self.model, self.tokenizer, eval_max_length or NO_LIMIT)
