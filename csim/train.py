@@ -81,7 +81,7 @@ def train(cfg: DictConfig) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     evaluation = STSEvaluation(cfg.eval.tasks, cfg.eval.every_n_steps, cfg.paths.data_dir, cfg.eval.max_pairs,
-                               cfg.eval.batch_size, best_path=run_dir / "best_encoder.pt")
+                               cfg.eval.batch_size, best_path=run_dir / "best_encoder.pt", text=cfg.eval.text)
     last = pl.callbacks.ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="step{step}", save_top_k=0,
                                         save_last=True, enable_version_counter=False, every_n_train_steps=int(cfg.eval.every_n_steps))
     loggers = [build(cfg.logger)] if cfg.get("logger") else []
@@ -106,8 +106,8 @@ def train(cfg: DictConfig) -> dict:
         from csim.data.tasks import load_task
         from csim.evaluation.sts import evaluate_sts
 
-        test.update(evaluate_sts(module.encoder, load_task(name, cfg.paths.data_dir, cfg.eval.max_pairs), name,
-                                 batch_size=cfg.eval.batch_size))
+        test.update(evaluate_sts(module.encoder, load_task(name, cfg.paths.data_dir, cfg.eval.max_pairs,
+                                                           text=cfg.eval.text), name, batch_size=cfg.eval.batch_size))
     clock.mark("test")
     module.export(run_dir / "model")
     clock.mark("export")

@@ -192,12 +192,12 @@ def test_export_round_trip_every_pooler(tmp_path, pooler, mlp):
     assert torch.allclose(got, ref, atol=1e-5), (got - ref).abs().max()
     # csim reads its own export back ...
     back = load_model(str(tmp_path / "m"))
-    assert (back.kind, back.pooler, back.max_length) == ("csim_export", pooler, 16)
+    assert (back.kind, back.pooler, back.max_length) == ("csim_export", pooler, 64)  # evaluated at every token
     assert torch.allclose(back.encoder.encode(SENTS), ref, atol=1e-6)
     # ... and the same folder as a plain sentence-transformers folder
     (tmp_path / "m" / "csim_pooler.json").unlink()
     as_st = load_model(str(tmp_path / "m"))
-    assert as_st.kind == "sentence_transformers" and as_st.max_length == 16
+    assert as_st.kind == "sentence_transformers" and as_st.max_length == 64
     assert torch.allclose(as_st.encoder.encode(SENTS), ref, atol=1e-6)
 
 
@@ -271,7 +271,7 @@ def test_smoke_run_exports_loads_and_evaluates_the_same(run_smoke, tmp_path, cap
     dev = load_task("stsb_dev", DATA, max_pairs=200)
     texts = list(dict.fromkeys(list(dev["s1"]) + list(dev["s2"])))
     loaded = load_model(str(run))
-    assert (loaded.kind, loaded.pooler, loaded.mlp, loaded.max_length) == ("csim_run", "cls", "none", 32)
+    assert (loaded.kind, loaded.pooler, loaded.mlp, loaded.max_length) == ("csim_run", "cls", "none", 64)
     ours = loaded.encoder.encode(texts)
     st = SentenceTransformer(str(run / "model"), device="cpu")
     theirs = st.encode(texts, convert_to_tensor=True)
@@ -289,7 +289,8 @@ def test_smoke_run_exports_loads_and_evaluates_the_same(run_smoke, tmp_path, cap
 
     # `csim eval RUN_DIR` reproduces the run's own numbers (best dev and test: the exported weights are the best ones)
     capsys.readouterr()
-    res = eval_main([str(run), "--tasks", "stsb_test", "stsb_dev", "--max-pairs", "200", "--data-dir", str(DATA)])
+    res = eval_main([str(run), "--protocol", "mteb", "--tasks", "stsb_test", "stsb_dev", "--max-pairs", "200",
+                     "--data-dir", str(DATA)])  # mteb: the released text, as training evaluates
     best = next(h for h in metrics["history"] if h["step"] == metrics["best_step"])
     assert res["metrics"]["stsb_test_spearman"] == pytest.approx(metrics["stsb_test_spearman"], abs=1e-6)
     assert res["metrics"]["stsb_dev_spearman"] == pytest.approx(metrics["best_stsb_dev_spearman"], abs=1e-6)
@@ -297,15 +298,24 @@ def test_smoke_run_exports_loads_and_evaluates_the_same(run_smoke, tmp_path, cap
     assert res["metrics"]["stsb_dev_uniformity"] == pytest.approx(best["stsb_dev_uniformity"], abs=1e-6)
     out = capsys.readouterr().out
     assert "STS-B" in out and "Avg." not in out  # not the 7 tasks: no average
-    written = json.loads((run / "eval_official_all_max200.json").read_text())
+    written = json.loads((run / "eval_mteb_official_all_max200.json").read_text())
     assert written["metrics"] == pytest.approx(res["metrics"]) and written["model_info"]["kind"] == "csim_run"
 
     # the whole suite (capped) runs, prints the seven tasks and their average
     js = tmp_path / "suite.json"
     res = eval_main([str(run), "--max-pairs", "40", "--aggregate", "wmean", "--data-dir", str(DATA), "--out", str(js)])
     out = capsys.readouterr().out
-    assert all(h in out for h in ("STS12", "STS16", "SICK-R", "Avg."))
+    assert all(h in out for h in ("STS12", "STS16", "SICK-R", "Avg. (custom)"))  # wmean is not SentEval's "all"
     m = res["metrics"]
-    assert m["avg_spearman"] == pytest.approx(np.mean([m[f"{t}_spearman"] for t in SUITE]))
+    assert m["custom_avg_spearman"] == pytest.approx(np.mean([m[f"{t}_spearman"] for t in SUITE]))
     assert m["sts12_spearman"] == m["sts12_wmean_spearman"]
     assert json.loads(js.read_text())["aggregate"] == "wmean"
+    # each protocol's own suite, its average labelled with it (key, table header, JSON)
+    for protocol, sick, title in (("senteval", "sickr_test", "SentEval"), ("mteb", "sickr_all", "MTEB")):
+        res = eval_main([str(run), "--protocol", protocol, "--max-pairs", "40", "--data-dir", str(DATA), "--out",
+                         str(js)])
+        out = capsys.readouterr().out
+        assert f"Avg. ({title})" in out and f"{title} protocol" in out
+        m = res["metrics"]
+        assert set(k for k in m if k.endswith("avg_spearman")) == {f"{protocol}_avg_spearman"}
+        assert f"{sick}_spearman" in m and res["protocol"] == protocol == res["average"]

@@ -21,7 +21,7 @@ FAST = ["threads=1"]  # one thread: two threads are many times slower on a busy 
 def test_offline_nli_pairs_exclude_every_stsb_eval_sentence(tmp_path):
     from csim.data.nli import normalise_sentence, eval_sentences, nli, read_sick_nli, read_snli_split
 
-    ds = nli(str(DATA), str(tmp_path), form="pairs")
+    ds = nli(str(DATA), str(tmp_path), form="pairs", exclude_eval=["stsb_dev", "stsb_test"])
     banned = eval_sentences(DATA, ["stsb_dev", "stsb_test"])
     raw = [read_snli_split(DATA, "dev"), read_snli_split(DATA, "test"),
            read_sick_nli(DATA / "sick/senteval/SICK_train.txt")]
@@ -42,10 +42,21 @@ def test_offline_nli_triplets_pair_entailment_with_contradiction(tmp_path):
 
     pairs = nli(str(DATA), str(tmp_path), form="pairs", shuffle_seed=None)
     label = {(p, h): lab for p, h, lab in zip(pairs["text"], pairs["text_pos"], pairs["label"])}
+    assert len(pairs) == 24166  # nothing filtered by default: SNLI dev 9,842 + test 9,824 + SICK train 4,500
     trip = nli(str(DATA), str(tmp_path), form="triplets")
     assert trip.column_names == ["text", "text_pos", "text_neg"] and len(trip) > 1000
     for a, pos, neg in zip(trip["text"], trip["text_pos"], trip["text_neg"]):
         assert label[(a, pos)] == 0 and label[(a, neg)] == 2
+
+
+def test_nli_is_unfiltered_in_the_paper_recipes_and_filtered_offline():
+    """Neither paper filters its NLI data; the offline scales, whose SNLI dev/test + SICK pairs share sentences with
+    STS-B dev/test, drop those pairs (conf/scale/cpu.yaml)."""
+    for exp in ("simcse_sup", "sbert_nli", "cross_encoder_nli"):  # the NLI stages of every NLI row
+        assert list(compose([f"+exp={exp}"]).data.source.exclude_eval) == [], exp
+        for scale in ("cpu", "smoke"):
+            assert list(compose([f"+exp={exp}", f"scale={scale}"]).data.source.exclude_eval) == \
+                ["stsb_dev", "stsb_test"], (exp, scale)
 
 
 def test_nli_reader_refusals(tmp_path):

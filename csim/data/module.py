@@ -96,7 +96,9 @@ class TrainDataModule(pl.LightningDataModule):
         return batch
 
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(self.train_set, batch_size=self.batch_size, drop_last=True, collate_fn=self.collate,
+        # the last, partial batch is kept, as HF Trainer (dataloader_drop_last=False, SimCSE's trainer) and
+        # sentence-transformers' DataLoader(shuffle=True, batch_size=16) do
+        return DataLoader(self.train_set, batch_size=self.batch_size, drop_last=False, collate_fn=self.collate,
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
                           **resumable_sampling(self))
 
@@ -105,7 +107,7 @@ def resumable_sampling(dm: pl.LightningDataModule) -> dict:
     """Sampler + generator for a training DataLoader: a seeded permutation per epoch that, when the trainer was
     restored from a checkpoint, continues the epoch where that checkpoint left it (the restored step says where)."""
     steps_done = dm.trainer.global_step if dm.trainer is not None else 0
-    per_epoch = max(1, len(dm.train_set) // dm.batch_size)
+    per_epoch = max(1, -(-len(dm.train_set) // dm.batch_size))  # batches per epoch, the partial last one included
     sampler = ResumableRandomSampler(len(dm.train_set), dm.seed, steps_done // per_epoch,
                                      (steps_done % per_epoch) * dm.batch_size)
     g = torch.Generator()

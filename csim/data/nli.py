@@ -6,9 +6,10 @@ NLI comes from one of two places, through `datasets` either way, as (premise, hy
   - the hub (paper scale): SNLI + MultiNLI, e.g. `sentence-transformers/all-nli`, config `pair-class` (942k pairs);
   - the data directory (offline): SNLI dev + test (`snli/s1.*`, `s2.*`, `labels.*`) and SICK train
     (`sick/senteval/SICK_train.txt`, 4,500 pairs; or the TRAIN rows of `sick/full/SICK.txt`, 4,439).
-Every pair with a sentence of the excluded evaluation sets (STS-B dev and test by default) is dropped: STS-B's
-track5 came from SNLI, so some SNLI sentences are STS-B test sentences. Sentences are matched after lower-casing and
-removing everything but letters and digits, so SNLI's tokenised text matches STS-B's raw text.
+Pairs with a sentence of the `exclude_eval` evaluation sets are dropped (none by default: neither SimCSE nor SBERT
+filters its NLI data; the offline scales exclude STS-B dev and test, because STS-B's track5 came from SNLI and SICK
+shares captions with STS-B). Sentences are matched after lower-casing and removing everything but letters and
+digits, so SNLI's tokenised text matches STS-B's raw text.
 
 form="pairs" gives columns text (premise), text_pos (hypothesis), label. form="triplets" gives supervised SimCSE's
 (anchor, positive, hard negative) = (premise, an entailment hypothesis, a contradiction hypothesis) as text,
@@ -144,7 +145,7 @@ def _triplets(premise: list[str], hypothesis: list[str], label: list[int]) -> di
 
 def nli(data_dir: str, cache_dir: str = "cache", form: str = "pairs", hub: dict | None = None,
         snli_splits: list[str] = ("dev", "test"), sick_file: str | None = "sick/senteval/SICK_train.txt",
-        exclude_eval: list[str] = ("stsb_dev", "stsb_test"), shuffle_seed: int | None = 0) -> datasets.Dataset:
+        exclude_eval: list[str] = (), shuffle_seed: int | None = 0) -> datasets.Dataset:
     """NLI training data (see the module docstring). hub: {path, name, data_files, split, columns} to load from the
     hub (paper scale), null for the data directory. shuffle_seed: a fixed shuffle, so a capped run
     (data.max_train_examples) reads a sample of every source rather than the first file."""
@@ -191,10 +192,17 @@ def nli(data_dir: str, cache_dir: str = "cache", form: str = "pairs", hub: dict 
     return ds.shuffle(seed=shuffle_seed) if shuffle_seed is not None else ds
 
 
-def stsb_pairs(data_dir: str, split: str = "train", variant: str = "original") -> datasets.Dataset:
+def stsb_pairs(data_dir: str, split: str = "train", variant: str = "original",
+               both_orders: bool = False) -> datasets.Dataset:
     """STS-B pairs with their gold score as training data (SBERT's regression objective): columns text, text_pos,
-    score (0-5), read with csim.data.sts.read_stsb."""
+    score (0-5), read with csim.data.sts.read_stsb. both_orders: each pair also as (s2, s1), right after (s1, s2), as
+    sentence-transformers' cross-encoder STS example trains (a cross-encoder reads the pair in one order)."""
     from csim.data.sts import read_stsb
 
     ds = read_stsb(data_dir, split, variant)
+    if both_orders:
+        s1, s2, score = list(ds["s1"]), list(ds["s2"]), list(ds["score"])
+        ds = datasets.Dataset.from_dict({"s1": [s for pair in zip(s1, s2) for s in pair],
+                                         "s2": [s for pair in zip(s2, s1) for s in pair],
+                                         "score": [v for v in score for _ in (0, 1)]})
     return ds.rename_columns({"s1": "text", "s2": "text_pos"})

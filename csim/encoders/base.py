@@ -23,6 +23,11 @@ class SentenceEncoder(nn.Module):
     def tokenize(self, texts: list[str]) -> dict[str, list]:
         raise NotImplementedError
 
+    def tokenize_eval(self, texts: list[str]) -> dict[str, list]:
+        """Tokenisation for evaluation (`encode`): by default the training one; transformers override it to read every
+        token, where training truncates at the recipe's max_length."""
+        return self.tokenize(texts)
+
     def collate(self, rows: list[dict]) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
@@ -46,11 +51,12 @@ class SentenceEncoder(nn.Module):
 
     @torch.inference_mode()
     def encode(self, texts: list[str], batch_size: int = 128) -> torch.Tensor:
-        """Embeddings of `texts` (in order): each distinct sentence encoded once, sorted by length, padded per batch."""
+        """Embeddings of `texts` (in order): each distinct sentence encoded once (tokenize_eval: at evaluation length),
+        sorted by length, padded per batch."""
         was_training = self.training
         self.eval()
         uniq = list(dict.fromkeys(texts))
-        tok = self.tokenize(uniq)
+        tok = self.tokenize_eval(uniq)
         keys = list(tok)
         rows = [{k: tok[k][i] for k in keys} for i in range(len(uniq))]
         order = sorted(range(len(uniq)), key=lambda i: len(rows[i][keys[0]]))

@@ -19,7 +19,7 @@ from transformers import AutoModelForSequenceClassification, BertConfig, BertFor
 
 from csim.encoders import fast_dropout
 from csim.encoders.tokenizer import get_tokenizer
-from csim.encoders.transformer import pretrained_config, usable_length
+from csim.encoders.transformer import NO_LIMIT, pretrained_config, usable_length
 from csim.errors import CsimError
 from csim.runs.files import atomic_dir
 from csim.hub import resolve_model
@@ -30,11 +30,17 @@ class CrossEncoder(nn.Module):
     """model_name: a hub name or local folder (any encoder: the head is added, or replaced when its number of labels
     differs, e.g. an NLI cross-encoder continued on STS-B); random_init: a BERT config dict (smoke scale).
     score_label: with num_labels > 1, the class whose probability is the pair's similarity score (0 = entailment).
+    max_length: the pair's training truncation; eval_max_length: at scoring (`score_pairs`), null = every token the
+    model reads, as sentence-transformers' CrossEncoder with max_length=None (the official STS example).
+    segment_b: "keep" the checkpoint's token-type embedding of the second segment, or start it "from_a" (a copy of
+    the first segment's row) for an encoder pretrained on single sentences, whose row 1 never trained (the cpu-scale
+    mini encoder: MLM without next-sentence prediction).
     """
 
     def __init__(self, model_name: str | None = None, num_labels: int = 1, max_length: int = 128,
                  dropout: float | None = None, random_init: dict | None = None, tokenizer: dict | None = None,
-                 score_label: int = 0, data_dir: str = "data", cache_dir: str = "cache"):
+                 score_label: int = 0, data_dir: str = "data", cache_dir: str = "cache",
+                 eval_max_length: int | None = None, segment_b: str = "keep"):
         super().__init__()
         if num_labels < 1:
             raise CsimError(f"encoder.num_labels={num_labels} must be >= 1 (1: a regression score, 3: NLI).")
@@ -62,8 +68,15 @@ class CrossEncoder(nn.Module):
         else:
             raise CsimError("The cross-encoder needs encoder.model_name (a hub name or local folder) or "
                             "encoder.random_init (a BERT config to initialise randomly).")
+        if segment_b not in ("keep", "from_a"):
+            raise CsimError(f"encoder.segment_b={segment_b!r}: choose keep or from_a.")
+        types = getattr(getattr(self.model.base_model, "embeddings", None), "token_type_embeddings", None)
+        if segment_b == "from_a" and types is not None and types.num_embeddings > 1:
+            with torch.no_grad():
+                types.weight[1].copy_(types.weight[0])
         fast_dropout.swap(self.model)  # same dropout, its masks drawn faster on CPU
         self.max_length = usable_length(self.model, self.tokenizer, max_length)
+        self.eval_max_length = usable_length(self.model, self.tokenizer, eval_max_length or NO_LIMIT)
 
     @property
     def device(self) -> torch.device:
@@ -74,8 +87,9 @@ class CrossEncoder(nn.Module):
         """The per-sentence step: the text itself (a pair is tokenised as one sequence by tokenize_pairs)."""
         return {"text": list(texts)}
 
-    def tokenize_pairs(self, s1: list[str], s2: list[str]) -> dict[str, list]:
-        enc = self.tokenizer(list(s1), list(s2), truncation=True, max_length=self.max_length)
+    def tokenize_pairs(self, s1: list[str], s2: list[str], max_length: int | None = None) -> dict[str, list]:
+        """Pair sequences, truncated (longest side first) at `max_length` (default: the training max_length)."""
+        enc = self.tokenizer(list(s1), list(s2), truncation=True, max_length=max_length or self.max_length)
         return {k: enc[k] for k in ("input_ids", "token_type_ids") if k in enc}
 
     def token_key(self) -> str:
@@ -103,7 +117,7 @@ class CrossEncoder(nn.Module):
         length and padded per batch."""
         was_training = self.training
         self.eval()
-        tok = self.tokenize_pairs(s1, s2)
+        tok = self.tokenize_pairs(s1, s2, max_length=self.eval_max_length)
         keys = list(tok)
         order = sorted(range(len(s1)), key=lambda i: len(tok["input_ids"][i]))
         out = np.zeros(len(s1), dtype=np.float64)
@@ -122,5 +136,6 @@ class CrossEncoder(nn.Module):
             self.model.save_pretrained(str(tmp))
             self.tokenizer.save_pretrained(str(tmp))
             with open(tmp / "csim_cross_encoder.json", "w") as f:
-                json.dump({"num_labels": self.num_labels, "max_length": self.max_length,
+                json.dump({"num_labels": self.num_labels, "max_length": self.eval_max_length,
+                           "train_max_length": self.max_length,
                            "score_label": self.score_label}, f)

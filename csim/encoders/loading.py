@@ -191,12 +191,13 @@ def load_model(model: str, pooler: str | None = None, max_length: int | None = N
         if not (pooler == "cls" and mlp_state is not None):
             mlp, mlp_state = "none", None
     use_pooler = pooler or own_pooler
+    limit = int(max_length or saved_len or 512)  # evaluation only: training and evaluation lengths are one here
     enc = TransformerEncoder(model_name=str(tdir), pooler=use_pooler, mlp="always" if mlp_state is not None else "none",
-                             dropout=None, max_length=int(max_length or saved_len or 512))
+                             dropout=None, max_length=limit, eval_max_length=limit)
     if mlp_state is not None:
         enc.mlp.load_state_dict(mlp_state)
     if not (max_length or saved_len):
-        enc.max_length = _max_length_default(enc)
+        enc.max_length = enc.eval_max_length = _max_length_default(enc)
     enc.eval()
     return LoadedModel(enc, kind, str(tdir), use_pooler, enc.mlp_mode if enc.mlp is not None else "none",
-                       enc.max_length, run_dir, notes)
+                       enc.eval_max_length, run_dir, notes)

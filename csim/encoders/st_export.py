@@ -69,5 +69,5 @@ def write_sentence_transformers(folder: Path, encoder) -> None:
                                     "activation_function": "torch.nn.modules.activation.Tanh"})
         _save_tensors(sub / "model.safetensors", {"linear.weight": lin.weight, "linear.bias": lin.bias})
     _dump(folder / "modules.json", modules)
-    _dump(folder / "sentence_bert_config.json", {"max_seq_length": encoder.max_length, "do_lower_case": False})
+    _dump(folder / "sentence_bert_config.json", {"max_seq_length": encoder.eval_max_length, "do_lower_case": False})
     _dump(folder / "config_sentence_transformers.json", {"similarity_fn_name": "cosine"})

@@ -16,6 +16,7 @@ from csim.errors import CsimError
 from csim.runs.files import atomic_dir
 from csim.hub import resolve_model
 
+NO_LIMIT = 99_999  # a length no model reaches: usable_length then returns the model's own limit
 _DROPOUT_FIELDS = ("hidden_dropout_prob", "attention_probs_dropout_prob", "dropout", "attention_dropout")
 
 
@@ -34,7 +35,7 @@ def usable_length(model, tokenizer, max_length: int) -> int:
     positions, so recipes written for BERT-base (SBERT's 128) truncate at 64 there instead of failing."""
     limits = [max_length, getattr(model.config, "max_position_embeddings", None),
               getattr(tokenizer, "model_max_length", None)]
-    return min(int(n) for n in limits if isinstance(n, int) and 0 < n < 100_000)
+    return min(int(n) for n in limits if isinstance(n, int) and 0 < n <= NO_LIMIT)
 
 
 class TransformerEncoder(SentenceEncoder):
@@ -44,6 +45,10 @@ class TransformerEncoder(SentenceEncoder):
     mlp: for pooler=cls, SimCSE's randomly initialised Linear(d, d)+Tanh over [CLS]: "train_only" (unsup SimCSE:
          used in training, not at evaluation), "always" (sup SimCSE), or "none".
     dropout: overrides the model's dropout probabilities (null keeps the checkpoint's).
+    max_length: training truncation (the recipe's max_seq_length: SimCSE's 32).
+    eval_max_length: truncation when embedding for evaluation (`encode`); null: every token the model can read (its
+         position table, 512 for BERT), as SimCSE's evaluation (simcse/trainers.py: `padding=True`, no max length)
+         and sentence-transformers' (the model's max_seq_length) do.
     unpad: run a plain BERT's linear layers on the real tokens only (csim/encoders/unpadded.py) for the cls,
            cls_before_pooler and mean poolers; the same embeddings as HF's padded forward, faster. Other models and
            poolers always take HF's forward.
@@ -52,7 +57,7 @@ class TransformerEncoder(SentenceEncoder):
     def __init__(self, model_name: str | None = None, pooler: str = "cls", mlp: str = "train_only",
                  dropout: float | None = None, max_length: int = 32, random_init: dict | None = None,
                  tokenizer: dict | None = None, data_dir: str = "data", cache_dir: str = "cache",
-                 unpad: bool = True):
+                 unpad: bool = True, eval_max_length: int | None = None):
         super().__init__()
         if pooler not in POOLERS:
             raise CsimError(f"encoder.pooler={pooler!r} is not a pooler; choose one of {', '.join(POOLERS)}.")
@@ -83,15 +88,24 @@ class TransformerEncoder(SentenceEncoder):
                             "(a BERT config to initialise randomly).")
         fast_dropout.swap(self.model)  # same dropout, its masks drawn faster on CPU
         self.max_length = usable_length(self.model, self.tokenizer, max_length)
+        self.eval_max_length = usable_length(self.model, self.tokenizer, eval_max_length or NO_LIMIT)
         d = self.model.config.hidden_size
         self.dim = d
         self.unpad = bool(unpad) and pooler != "first_last_avg" and unpadded.supports(self.model)
         self.mlp = nn.Sequential(nn.Linear(d, d), nn.Tanh()) if (pooler == "cls" and mlp != "none") else None
+        if self.mlp is not None:  # SimCSE's MLPLayer is initialised by BERT's _init_weights (cl_init calls
+            # init_weights, simcse/models.py:93-95): weights N(0, initializer_range = 0.02), bias 0
+            nn.init.normal_(self.mlp[0].weight, std=float(getattr(self.model.config, "initializer_range", 0.02)))
+            nn.init.zeros_(self.mlp[0].bias)
 
-    def tokenize(self, texts: list[str]) -> dict[str, list]:
-        enc = self.tokenizer(list(texts), truncation=True, max_length=self.max_length,
+    def tokenize(self, texts: list[str], max_length: int | None = None) -> dict[str, list]:
+        """Token ids, truncated at `max_length` (default: the training max_length)."""
+        enc = self.tokenizer(list(texts), truncation=True, max_length=max_length or self.max_length,
                              return_attention_mask=False, return_token_type_ids=False)  # only the ids are used
         return {"input_ids": enc["input_ids"]}
+
+    def tokenize_eval(self, texts: list[str]) -> dict[str, list]:
+        return self.tokenize(texts, max_length=self.eval_max_length)
 
     def token_key(self) -> str:
         from datasets.fingerprint import Hasher
@@ -134,7 +148,9 @@ class TransformerEncoder(SentenceEncoder):
             self.model.save_pretrained(str(tmp))
             self.tokenizer.save_pretrained(str(tmp))
             with open(tmp / "csim_pooler.json", "w") as f:
-                json.dump({"pooler": self.pooler, "mlp": self.mlp_mode, "max_length": self.max_length}, f)
+                # max_length: what the folder is evaluated with (every token); train_max_length: the recipe's cut
+                json.dump({"pooler": self.pooler, "mlp": self.mlp_mode, "max_length": self.eval_max_length,
+                           "train_max_length": self.max_length}, f)
             if self.mlp is not None:
                 torch.save(self.mlp.state_dict(), tmp / "csim_mlp.pt")
             write_sentence_transformers(tmp, self)

@@ -28,12 +28,13 @@ class STSEvaluation(pl.Callback):
 
     def __init__(self, tasks: list[str], every_n_steps: int, data_dir: str, max_pairs: int | None = None,
                  batch_size: int = 128, best_path: str | Path | None = None, geometry_task: str | None = "stsb_dev",
-                 plot_path: str | Path | None = None):
+                 plot_path: str | Path | None = None, text: str = "official"):
         self.tasks, self.every, self.batch_size = list(tasks), int(every_n_steps), batch_size
-        self.data = {t: load_task(t, data_dir, max_pairs) for t in self.tasks}  # read once, before training
+        # read once, before training; text: the released sentences or SentEval's tokenized copy (csim.data.tasks)
+        self.data = {t: load_task(t, data_dir, max_pairs, text=text) for t in self.tasks}
         self.geometry_task = geometry_task
         if geometry_task and geometry_task not in self.data:
-            self.geometry_data = load_task(geometry_task, data_dir, max_pairs)
+            self.geometry_data = load_task(geometry_task, data_dir, max_pairs, text=text)
         else:
             self.geometry_data = None
         self.plot_path = Path(plot_path) if plot_path else None

@@ -1,5 +1,10 @@
-"""`csim eval MODEL`: the STS suite of SimCSE's Table 5 (STS12-16, STS-B, SICK-R; cosine Spearman x 100) plus STS-B dev
-and its alignment/uniformity, for a csim run directory, a sentence-transformers folder or a Hugging Face model.
+"""`csim eval MODEL`: the STS suite (STS12-16, STS-B, SICK-R; cosine Spearman x 100) under a named protocol, plus STS-B
+dev and its alignment/uniformity, for a csim run directory, a sentence-transformers folder or a Hugging Face model.
+
+Protocols (csim.data.tasks.PROTOCOLS): `senteval` (default) scores as SimCSE's Table 5 and SBERT's Table 1 do
+(SentEval's tokenized text, SICK-R's 4,927 test pairs); `mteb` as the MTEB leaderboard does (the released text, all
+9,927 SICK-R pairs). The average is labelled with its protocol: `senteval_avg_spearman`, `mteb_avg_spearman`
+(`custom_avg_spearman` when --text or --aggregate depart from the protocol).
 
 It uses the same evaluator as training (csim.evaluation.sts.evaluate_sts) and the same encoding path
 (SentenceEncoder.encode: sorted by length, deduplicated, padded per batch, inference mode). Prints a table and writes
@@ -16,10 +21,9 @@ import time
 from pathlib import Path
 
 from csim.errors import CsimError
-from csim.data.tasks import DISPLAY, SUITE, TASKS, TEXT_VARIANTS
+from csim.data.tasks import DISPLAY, PROTOCOLS, TASKS, TEXT_VARIANTS, get_protocol
 from csim.evaluation.sts import AGGREGATIONS
 
-DEFAULT_TASKS = (*SUITE, "stsb_dev")
 GEOMETRY_TASK = "stsb_dev"
 
 
@@ -36,10 +40,16 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("model", metavar="MODEL",
                     help="csim run directory (outputs/runs/<name>-<hash>), sentence-transformers folder, or Hugging "
                          "Face model folder / hub name")
-    ap.add_argument("--tasks", nargs="+", default=list(DEFAULT_TASKS), choices=sorted(TASKS), metavar="TASK",
-                    help=f"tasks to run (default: {' '.join(DEFAULT_TASKS)}; available: {', '.join(sorted(TASKS))})")
-    ap.add_argument("--aggregate", choices=AGGREGATIONS, default="all", help="STS12-16 aggregation (default: all)")
-    ap.add_argument("--text", choices=TEXT_VARIANTS, default="official", help="text variant (default: official)")
+    ap.add_argument("--protocol", choices=sorted(PROTOCOLS), default="senteval",
+                    help="how the suite is scored: senteval (SimCSE Table 5 / SBERT Table 1: SentEval's tokenized "
+                         "text, SICK-R test 4,927 pairs) or mteb (MTEB: released text, SICK-R all 9,927 pairs); "
+                         "default: senteval")
+    ap.add_argument("--tasks", nargs="+", default=None, choices=sorted(TASKS), metavar="TASK",
+                    help=f"tasks to run (default: the protocol's seven + stsb_dev; available: {', '.join(sorted(TASKS))})")
+    ap.add_argument("--aggregate", choices=AGGREGATIONS, default=None,
+                    help="STS12-16 aggregation (default: the protocol's, 'all' for both)")
+    ap.add_argument("--text", choices=TEXT_VARIANTS, default=None,
+                    help="text variant (default: the protocol's: senteval for senteval, official for mteb)")
     ap.add_argument("--pooler", choices=POOLERS, default=None,
                     help="pooling; default: the model's own (csim run / sentence-transformers folder); required for a "
                          "plain Hugging Face model")
@@ -50,8 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--data-dir", default=os.environ.get("CSIM_DATA_DIR", "data"),
                     help="the data directory (default: $CSIM_DATA_DIR or ./data)")
     ap.add_argument("--out", default=None,
-                    help="JSON file to write (default: <run dir>/eval_<text>_<aggregate>.json for a csim run, else "
-                         "<output root>/eval/<model>/<text>_<aggregate>.json)")
+                    help="JSON file to write (default: <run dir>/eval_<protocol>_<text>_<aggregate>.json for a csim "
+                         "run, else <output root>/eval/<model>/<protocol>_<text>_<aggregate>.json)")
     ap.add_argument("--mteb-json", default=None, metavar="DIR",
                     help="also write the scores in MTEB's result format: DIR/<model>/no_revision_available/<Task>.json "
                          "(needs --aggregate all --text official, no --max-pairs: MTEB's protocol)")
@@ -67,7 +77,7 @@ def _slug(text: str) -> str:
 
 
 def default_out(args, loaded) -> Path:
-    tag = f"{args.text}_{args.aggregate}" + (f"_{args.pooler}" if args.pooler else "") + \
+    tag = f"{args.protocol}_{args.text}_{args.aggregate}" + (f"_{args.pooler}" if args.pooler else "") + \
           (f"_len{args.max_length}" if args.max_length else "") + (f"_max{args.max_pairs}" if args.max_pairs else "")
     if loaded.run_dir:
         return Path(loaded.run_dir) / f"eval_{tag}.json"
@@ -88,6 +98,8 @@ def run_eval(args):
     t_start = time.perf_counter()
     if args.threads:
         torch.set_num_threads(args.threads)
+    resolve_protocol(args)
+    protocol = get_protocol(args.protocol)
     tasks = list(dict.fromkeys(args.tasks))
     data = {t: load_task(t, args.data_dir, args.max_pairs, text=args.text) for t in tasks}  # missing data: fail first
     loaded = load_model(args.model, pooler=args.pooler, max_length=args.max_length)
@@ -100,9 +112,9 @@ def run_eval(args):
         metrics.update(evaluate_sts(enc, ds, name, batch_size=args.batch_size, aggregate=args.aggregate, detail=True,
                                     geometry=name == GEOMETRY_TASK))
         seconds[name] = round(time.perf_counter() - t0, 2)
-    avg = suite_average(metrics)
+    avg = suite_average(metrics, protocol.tasks)
     if avg is not None:
-        metrics["avg_spearman"] = avg
+        metrics[f"{average_label(args)}_avg_spearman"] = avg
     seconds["total"] = round(time.perf_counter() - t_start, 2)
     subset_pairs = {}
     for t, ds in data.items():
@@ -111,7 +123,8 @@ def run_eval(args):
             for s in ds["subset"]:
                 subset_pairs[t][s] = subset_pairs[t].get(s, 0) + 1
     return {
-        "model": args.model, "model_info": loaded.describe(), "aggregate": args.aggregate, "text": args.text,
+        "model": args.model, "model_info": loaded.describe(), "protocol": args.protocol,
+        "average": average_label(args), "aggregate": args.aggregate, "text": args.text,
         "tasks": tasks, "data_dir": str(args.data_dir), "device": device, "batch_size": args.batch_size,
         "max_pairs": args.max_pairs, "pairs": {t: len(ds) for t, ds in data.items()}, "subset_pairs": subset_pairs,
         "metrics": metrics, "seconds": seconds, "git_commit": git_commit(),
@@ -119,17 +132,39 @@ def run_eval(args):
     }, loaded
 
 
+def resolve_protocol(args) -> None:
+    """Fill --tasks, --text and --aggregate left unset from the protocol's."""
+    protocol = get_protocol(args.protocol)
+    if args.tasks is None:
+        args.tasks = [*protocol.tasks, GEOMETRY_TASK]
+    args.text = args.text or protocol.text
+    args.aggregate = args.aggregate or protocol.aggregate
+
+
+def average_label(args) -> str:
+    """The protocol's name, or 'custom' when the text or aggregation depart from it."""
+    protocol = get_protocol(args.protocol)
+    return protocol.name if (args.text, args.aggregate) == (protocol.text, protocol.aggregate) else "custom"
+
+
 def _tables(result: dict, subsets: bool) -> list[tuple[str, list[str], list[list[str]]]]:
     """(title, header, rows) for the terminal."""
     m, tasks = result["metrics"], result["tasks"]
     f = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
-    suite = [t for t in SUITE if t in tasks]
+    protocol = get_protocol(result["protocol"])
+    label = result.get("average", protocol.name)
+    avg_key = f"{label}_avg_spearman"
+    suite = [t for t in protocol.tasks if t in tasks]
     out = []
     if suite:
-        head = [DISPLAY[t] for t in suite] + (["Avg."] if "avg_spearman" in m else [])
-        row = [f(m.get(f"{t}_spearman")) for t in suite] + ([f(m["avg_spearman"])] if "avg_spearman" in m else [])
-        out.append(("Spearman x 100 (cosine)", head, [row]))
-    others = [t for t in tasks if t not in SUITE]
+        title = protocol.title if label == protocol.name else "custom"
+        head = [DISPLAY[t] for t in suite] + ([f"Avg. ({title})"] if avg_key in m else [])
+        row = [f(m.get(f"{t}_spearman")) for t in suite] + ([f(m[avg_key])] if avg_key in m else [])
+        where = (f"{protocol.title} protocol" if label == protocol.name else
+                 f"{protocol.title} tasks, custom text/aggregation")
+        out.append((f"Spearman x 100 (cosine), {where}: text {result['text']}, STS12-16 {result['aggregate']}",
+                    head, [row]))
+    others = [t for t in tasks if t not in protocol.tasks]
     if others:
         g = lambda k: f"{m[k]:.3f}" if k in m else ""  # noqa: E731
         rows = [[DISPLAY.get(t, t), f(m.get(f"{t}_spearman")), g(f"{t}_alignment"), g(f"{t}_uniformity")]
@@ -152,7 +187,7 @@ def _subset_n(result, task, key) -> int | None:
 
 def print_result(result: dict, subsets: bool = False, file=None) -> None:
     info = result["model_info"]
-    header = (f"model: {result['model']}\n  {info['kind']}; pooler {info['pooler']}"
+    header = (f"model: {result['model']}\n  protocol: {result['protocol']}; {info['kind']}; pooler {info['pooler']}"
               f"{' + MLP' if info['mlp'] == 'always' else ''}; max length {info['max_length']}; STS12-16 aggregation: "
               f"{result['aggregate']}; text: {result['text']}")
     try:

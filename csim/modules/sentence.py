@@ -61,7 +61,9 @@ class SentenceModule(pl.LightningModule):
         total = self.trainer.estimated_stepping_batches
         if not math.isfinite(total):
             raise CsimError("trainer.max_steps or trainer.max_epochs must bound the run (the LR schedule decays linearly to 0).")
-        sched = get_linear_schedule_with_warmup(opt, int(self.warmup_ratio * total), int(total))
+        # warm-up steps rounded up, as HF Trainer (get_warmup_steps: math.ceil(steps * warmup_ratio)) and
+        # sentence-transformers' examples (math.ceil(len(train_dataloader) * num_epochs * 0.1)) do
+        sched = get_linear_schedule_with_warmup(opt, math.ceil(self.warmup_ratio * total), int(total))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     def export(self, directory) -> None:

@@ -52,6 +52,9 @@ class CsimSimCSE:
             # make the two sides train different models)
             "encoder.dropout=null", *extra_overrides]))
         cfg = self.cfg
+        # encode as sentence-transformers does here (max_seq_length = the recipe's max_length), not at the evaluation
+        # length (every token) csim's evaluator uses: the comparison is of the same work
+        cfg.encoder.eval_max_length = cfg.max_length
         pl.seed_everything(seed, workers=True, verbose=False)
         augment, loss = instantiate(cfg.augment), instantiate(cfg.loss)
         self.module = instantiate(cfg.module, encoder=instantiate(cfg.encoder), loss=loss)
@@ -149,6 +152,9 @@ class CsimMLM:
             "+exp=mlm_pretrain", f"data.max_train_examples={n_train}", "module.glove_init=false",
             f"threads={threads}", f"seed={seed}", f"paths.output_root={output_root}", *extra_overrides]))
         cfg = self.cfg
+        # encode as sentence-transformers does here (max_seq_length = the recipe's max_length), not at the evaluation
+        # length (every token) csim's evaluator uses: the comparison is of the same work
+        cfg.encoder.eval_max_length = cfg.max_length
         pl.seed_everything(seed, workers=True, verbose=False)
         self.module = instantiate(cfg.module, encoder=instantiate(cfg.encoder), loss=None)
         self.data = instantiate(cfg.data, encoder=self.module.encoder, augment=None)
