@@ -11,6 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import ROOT
 from csim.errors import CsimError
 from csim.losses.gs_infonce import GaussianSmoothedInfoNCE
 from csim.losses.infonce import InfoNCE
@@ -165,7 +166,7 @@ def _batch(n, seed):
 
 @pytest.mark.filterwarnings("ignore:You are trying to")
 def test_momentum_queue_holds_the_last_momentum_embeddings_without_gradient():
-    from csim.modules.momentum import MomentumQueueModule
+    from csim.modules.momentum_queue import MomentumQueueModule
 
     torch.manual_seed(0)
     module = MomentumQueueModule(_Toy(), InfoNCE(0.05), queue_size=5, momentum=0.9)
@@ -203,3 +204,28 @@ def test_momentum_queue_holds_the_last_momentum_embeddings_without_gradient():
         MomentumQueueModule(_Toy(), InfoNCE(0.05), queue_size=0)
     with pytest.raises(CsimError, match="hard_negative_weight"):
         MomentumQueueModule(_Toy(), InfoNCE(0.05, hard_negative_weight=1.0))
+
+
+# --- the table, at smoke scale ---------------------------------------------------------------------------------------
+
+def test_successors_table_composes_and_runs_every_row_at_smoke_scale(tmp_path, cache_dir):
+    """`csim tables --table successors --scale smoke` (what `make reproduce-tables TABLE=successors SCALE=smoke`
+    runs), 4 steps per row: every row trains, the report has the paper column and the rank agreement."""
+    from test_tables import progress, read_csv, run_tables
+
+    from csim.tables.spec import load_specs
+
+    spec = load_specs(ROOT / "conf" / "tables", ["successors"])[0]
+    code, stdout = run_tables(tmp_path / "results", tmp_path / "outputs", cache_dir, seeds="42", table="successors")
+    assert code == 0, stdout
+    ran = progress(stdout)
+    assert {label for label, _ in ran} == {r.label for r in spec.rows}
+    assert all(what == "trained" for what in ran.values())
+    rows = read_csv(tmp_path / "results" / "smoke" / "successors.csv")
+    assert list(rows) == [r.label for r in spec.rows]
+    assert all(r["status"] == "ok" and r["csim_mean"] != "" for r in rows.values())
+    assert float(rows["ESimCSE (word repetition + momentum queue)"]["paper"]) == 80.17
+    md = (tmp_path / "results" / "smoke" / "successors.md").read_text()
+    assert "Rank agreement" in md and "7-task avg 78.27" in md
+    for name in ("esimcse", "consert", "mixcse", "gs_infonce", "symmetric_infonce"):
+        assert any(d.name.startswith(f"{name}-") for d in (tmp_path / "outputs" / "runs").iterdir())
