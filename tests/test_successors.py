@@ -229,3 +229,46 @@ def test_successors_table_composes_and_runs_every_row_at_smoke_scale(tmp_path, c
     assert "Rank agreement" in md and "7-task avg 78.27" in md
     for name in ("esimcse", "consert", "mixcse", "gs_infonce", "symmetric_infonce"):
         assert any(d.name.startswith(f"{name}-") for d in (tmp_path / "outputs" / "runs").iterdir())
+
+
+# --- determinism across an interruption --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("exp,target", [
+    ("esimcse", "csim.modules.momentum_queue.MomentumQueueModule.training_step"),   # the queue and momentum encoder
+    ("gs_infonce", "csim.losses.gs_infonce.GaussianSmoothedInfoNCE.forward"),      # the noise's generator state
+    ("consert", "csim.modules.consert.ConSERTModule.embed_views"),                 # the views' generator state
+])
+def test_interrupted_run_resumes_to_the_same_numbers(exp, target, run_smoke, tmp_path, monkeypatch):
+    """A run that dies after its step-10 checkpoint resumes from it (queue, momentum encoder and generator states
+    restored) and ends with the numbers of an uninterrupted run."""
+    import importlib
+
+    args = [f"+exp={exp}", "trainer.max_steps=20", "eval.every_n_steps=10"]
+    reference = run_smoke(args, output_root=tmp_path / "reference")
+    module_name, cls_name, fn_name = target.rsplit(".", 2)
+    cls = getattr(importlib.import_module(module_name), cls_name)
+    original, calls = getattr(cls, fn_name), []
+
+    def dies_at_step_15(self, *a, **kw):
+        calls.append(1)
+        if len(calls) == 15:
+            raise RuntimeError("simulated crash")
+        return original(self, *a, **kw)
+
+    monkeypatch.setattr(cls, fn_name, dies_at_step_15)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        run_smoke(args, output_root=tmp_path / "crashed")
+    assert list((tmp_path / "crashed").glob("runs/*/checkpoints/last.ckpt"))
+    resumed_calls = []
+
+    def counted(self, *a, **kw):
+        resumed_calls.append(1)
+        return original(self, *a, **kw)
+
+    monkeypatch.setattr(cls, fn_name, counted)
+    resumed = run_smoke(args, output_root=tmp_path / "crashed")
+    assert len(resumed_calls) == 10  # steps 11-20 only: it resumed from the step-10 checkpoint
+    keys = ("best_stsb_dev_spearman", "best_step", "stsb_test_spearman", "steps")
+    assert {k: resumed[k] for k in keys} == {k: reference[k] for k in keys}
+    assert [h["stsb_dev_spearman"] for h in resumed["history"]] == [h["stsb_dev_spearman"]
+                                                                     for h in reference["history"]]
