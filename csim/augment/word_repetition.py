@@ -13,7 +13,10 @@ class WordRepetition(Augmentation):
         dup_set = uniform sample of dup_len distinct positions of the n words
         each word at a position in dup_set is written twice (in place), the others once.
     A sentence shorter than dup_len has all its words repeated. `views`: one (view 1 = the sentence, ESimCSE's x;
-    view 2 = the repetition, x+) or both."""
+    view 2 = the repetition, x+) or both.
+    The paper states the operation on a sequence of tokens (its example is sub-words, §3.1) and compares word and
+    sub-word repetition (§5); csim repeats whitespace words, as every csim augmentation works on words (base.py): a
+    sub-word variant would need the encoder's tokenizer inside the augmentation."""
 
     def __init__(self, dup_rate: float = 0.32, views: str = "one"):
         super().__init__(views)

@@ -30,10 +30,10 @@ class MomentumQueueModule(SentenceModule):
     def __init__(self, encoder, loss, queue_size: int = 160, momentum: float = 0.995, **kwargs):
         super().__init__(encoder, loss, **kwargs)
         if isinstance(queue_size, bool) or not isinstance(queue_size, int) or queue_size < 1:
-            raise CsimError(f"module.queue_size={queue_size!r} must be a whole number >= 1 (ESimCSE §4: 2.5 x the "
+            raise CsimError(f"module.queue_size={queue_size!r} must be a whole number >= 1 (ESimCSE: 2.5 x the "
                             f"batch size, 160 at batch 64).")
         if not 0.0 <= float(momentum) < 1.0:
-            raise CsimError(f"module.momentum={momentum!r} must be in [0, 1) (ESimCSE §4: 0.995).")
+            raise CsimError(f"module.momentum={momentum!r} must be in [0, 1) (ESimCSE: 0.995).")
         if getattr(loss, "hard_negative_weight", 0.0):
             raise CsimError("loss.hard_negative_weight must be 0 with the momentum queue: the queue's negatives "
                             "are not paired with the anchors, so there is no 'own' hard negative to weight.")
