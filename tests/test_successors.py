@@ -227,7 +227,7 @@ def test_successors_table_composes_and_runs_every_row_at_smoke_scale(tmp_path, c
     assert float(rows["ESimCSE (word repetition + momentum queue)"]["paper"]) == 80.17
     md = (tmp_path / "results" / "smoke" / "successors.md").read_text()
     assert "Rank agreement" in md and "7-task avg 78.27" in md
-    for name in ("esimcse", "consert", "mixcse", "gs_infonce", "symmetric_infonce"):
+    for name in ("esimcse", "consert", "mixcse", "gs_infonce", "symmetric_infonce", "promptbert"):
         assert any(d.name.startswith(f"{name}-") for d in (tmp_path / "outputs" / "runs").iterdir())
 
 
