@@ -20,11 +20,17 @@ USAGE = """usage: csim <command> [args]
 """
 
 
+_ARGV: list[str] = []  # `csim train`'s own command line
+
+
 @hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
 def _train(cfg: DictConfig) -> float | None:
     from csim.config import apply_scale
     from csim.train import train
 
+    # Hydra has parsed the overrides: give back the command line as typed, which Lightning's subprocess launcher
+    # (trainer.devices=N) re-executes for ranks 1..N-1 (`python -m csim train ...` or `<bin>/csim train ...`)
+    sys.argv = list(_ARGV) or sys.argv
     try:
         hc = HydraConfig.get()
         apply_scale(cfg, hc.overrides.task, dict(hc.runtime.choices))
@@ -47,7 +53,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     cmd, rest = argv[0], argv[1:]
     if cmd == "train":
-        sys.argv = ["csim train", *rest]
+        _ARGV[:] = sys.argv if argv is None else [sys.argv[0], *argv]
+        sys.argv = ["csim train", *rest]  # what Hydra parses (and shows as the program in its --help)
         _train()
     elif cmd == "eval":
         from csim.evaluation.cli import main as eval_main

@@ -45,7 +45,17 @@ def prepare(cfg: DictConfig) -> DictConfig:
     return cfg
 
 
+def _rank() -> int:
+    """This process's global rank as the launcher set it (RANK / LOCAL_RANK / SLURM_PROCID; 0 without one). Ranks
+    1..N-1 started by Lightning's subprocess launcher or torchrun run this file from the top, like rank 0."""
+    from lightning_fabric.utilities.rank_zero import rank_zero_only
+
+    return int(getattr(rank_zero_only, "rank", 0) or 0)
+
+
 def train(cfg: DictConfig) -> dict:
+    """Train (or resume, or return the finished) run of `cfg`. Under data parallelism every rank trains; rank 0 alone
+    evaluates, keeps the best weights, tests, exports and writes (the other ranks return {} after training)."""
     t0, commit = time.time(), git_commit()  # the code this run starts from
     cfg = prepare(cfg)
     run_dir = Path(cfg.run_dir)
@@ -55,14 +65,15 @@ def train(cfg: DictConfig) -> dict:
             copy_tree_atomic(run_dir / "model", Path(cfg.export_dir))
         print(f"[csim] {run_dir} already finished (metrics.json); not recomputing. Use resume=false to start over.")
         return done
-    if not cfg.resume:
+    if not cfg.resume and _rank() == 0:
         shutil.rmtree(run_dir, ignore_errors=True)
     torch.set_num_threads(int(cfg.threads))
     augment = build(cfg.augment) if cfg.get("augment") else None  # cheap; validates its own fields
     loss = build(cfg.loss) if cfg.get("loss") else None
     validate_config(cfg, loss)
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    if _rank() == 0:
+        write_text_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
 
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     if cfg.get("init_from"):
@@ -74,15 +85,22 @@ def train(cfg: DictConfig) -> dict:
     # data=null: a system with no training step (avg_glove, avg_bert) reads no training data
     data = build(cfg.data, encoder=module.encoder, augment=augment) if cfg.get("data") else None
     evaluation = STSEvaluation(cfg.eval.tasks, cfg.eval.every_n_steps, cfg.paths.data_dir, cfg.eval.max_pairs,
-                               cfg.eval.batch_size, best_path=run_dir / "best_encoder.pt")
+                               cfg.eval.batch_size, best_path=run_dir / "best_encoder.pt",
+                               state_path=run_dir / "evaluation.json")
     last = pl.callbacks.ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="step{step}", save_top_k=0,
                                         save_last=True, enable_version_counter=False, every_n_train_steps=int(cfg.eval.every_n_steps))
-    trainer = pl.Trainer(**cfg.trainer, logger=build(cfg.logger), callbacks=[evaluation, RNGState(), last],
+    options = {k: v for k, v in cfg.trainer.items() if v is not None}  # null: Lightning's default (strategy)
+    trainer = pl.Trainer(**options, logger=build(cfg.logger), callbacks=[evaluation, RNGState(), last],
                          plugins=[AtomicCheckpointIO()], default_root_dir=str(run_dir), enable_model_summary=False)
     ckpt = run_dir / "checkpoints" / "last.ckpt"
     if int(cfg.trainer.max_steps) != 0:  # max_steps=0: a system with no training step is evaluated as it is
-        trainer.fit(module, datamodule=data, ckpt_path=str(ckpt) if ckpt.exists() else None,
+        trainer.fit(module, datamodule=data, ckpt_path=str(ckpt) if cfg.resume and ckpt.exists() else None,
                     weights_only=False)  # our own checkpoint (optimizer state, RNG states), written by this run
+        if trainer.global_rank != 0 or _rank() != 0:
+            return {}  # ranks 1..N-1 (subprocess launcher, torchrun): rank 0 finishes the run
+        evaluation.restore()  # ddp_spawn: training ran in worker processes; their rank 0 left its state on disk
+    elif _rank() != 0:
+        return {}
     else:
         evaluation.history.append({"step": 0, **evaluation.score(module)})
         evaluation.best, evaluation.best_step = evaluation.history[-1][evaluation.monitor], 0
@@ -102,7 +120,7 @@ def train(cfg: DictConfig) -> dict:
     metrics = {
         "name": cfg.name, "run_dir": str(run_dir), "scale": cfg.scale.name, "seed": int(cfg.seed),
         f"best_{evaluation.monitor}": evaluation.best, "best_step": evaluation.best_step,
-        **test, "steps": int(trainer.global_step), "wall_seconds": round(time.time() - t0, 2),
+        **test, "steps": max(int(trainer.global_step), evaluation.last_step), "wall_seconds": round(time.time() - t0, 2),
         "git_commit": commit, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "history": evaluation.history,
     }

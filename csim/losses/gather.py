@@ -46,9 +46,13 @@ def gather_across_devices(t: torch.Tensor) -> tuple[torch.Tensor, int]:
     longest = max(counts)
     padded = t if t.shape[0] == longest else torch.cat([t, t.new_zeros(longest - t.shape[0], *t.shape[1:])])
     if t.requires_grad:
+        import warnings
+
         from torch.distributed.nn.functional import all_gather
 
-        parts = all_gather(padded.contiguous())
+        with warnings.catch_warnings():  # deprecated for the private _functional_collectives; still the public API
+            warnings.simplefilter("ignore", FutureWarning)
+            parts = all_gather(padded.contiguous())
     else:  # labels, or embeddings without a graph: the plain collective
         parts = [torch.empty_like(padded) for _ in range(size)]
         dist.all_gather(parts, padded.contiguous())
