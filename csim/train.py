@@ -132,9 +132,6 @@ def train(cfg: DictConfig) -> dict:
 
 def first_stage(cfg: DictConfig) -> dict:
     """Run or reuse the run named by `init_from` (overrides), at the same scale, seed and paths."""
-    from csim.config import compose_run
+    from csim.config import compose_run, first_stage_overrides
 
-    same = [f"scale={cfg.scale.name}", f"seed={cfg.seed}", f"paths.data_dir={cfg.paths.data_dir}",
-            f"paths.output_root={cfg.paths.output_root}", f"paths.cache_dir={cfg.paths.cache_dir}",
-            f"paths.models_dir={cfg.paths.models_dir}", f"threads={cfg.threads}"]
-    return train(compose_run([*cfg.init_from, *same]))
+    return train(compose_run(first_stage_overrides(cfg)))
