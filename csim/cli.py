@@ -20,7 +20,7 @@ USAGE = """usage: csim <command> [args]
 """
 
 
-_ARGV: list[str] = []  # `csim train`'s own command line
+_ARGV: list[str] = []  # the program `csim train` was started as (sys.argv[0])
 
 
 @hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
@@ -28,11 +28,13 @@ def _train(cfg: DictConfig) -> float | None:
     from csim.config import apply_scale
     from csim.train import train
 
-    # Hydra has parsed the overrides: give back the command line as typed, which Lightning's subprocess launcher
-    # (trainer.devices=N) re-executes for ranks 1..N-1 (`python -m csim train ...` or `<bin>/csim train ...`)
-    sys.argv = list(_ARGV) or sys.argv
+    hc = HydraConfig.get()
+    # Hydra has parsed the command line: make sys.argv this run's own `csim train` command (in a -m sweep, this job's
+    # overrides), which Lightning's subprocess launcher (trainer.devices=N) re-executes for ranks 1..N-1
+    # (`python -m csim.__main__ train ...` or `<bin>/csim train ...`)
+    if _ARGV:
+        sys.argv = [_ARGV[0], "train", *hc.overrides.task]
     try:
-        hc = HydraConfig.get()
         apply_scale(cfg, hc.overrides.task, dict(hc.runtime.choices))
         metrics = train(cfg)
     except Exception as e:  # noqa: BLE001 - a CsimError may arrive wrapped (hydra's InstantiationException)
@@ -53,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     cmd, rest = argv[0], argv[1:]
     if cmd == "train":
-        _ARGV[:] = sys.argv if argv is None else [sys.argv[0], *argv]
+        _ARGV[:] = sys.argv[:1]
         sys.argv = ["csim train", *rest]  # what Hydra parses (and shows as the program in its --help)
         _train()
     elif cmd == "eval":

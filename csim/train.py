@@ -45,6 +45,16 @@ def prepare(cfg: DictConfig) -> DictConfig:
     return cfg
 
 
+def trainer_precision(value, accelerator="auto"):
+    """trainer.precision=mixed (the paper scale): bf16-mixed on a GPU that supports bf16, 16-mixed on other GPUs
+    (SimCSE's scripts: --fp16), 32-true on CPU. Any other value is Lightning's own."""
+    if str(value) != "mixed":
+        return value
+    if str(accelerator) == "cpu" or not torch.cuda.is_available():
+        return "32-true"
+    return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+
+
 def _rank() -> int:
     """This process's global rank as the launcher set it (RANK / LOCAL_RANK / SLURM_PROCID; 0 without one). Ranks
     1..N-1 started by Lightning's subprocess launcher or torchrun run this file from the top, like rank 0."""
@@ -90,6 +100,7 @@ def train(cfg: DictConfig) -> dict:
     last = pl.callbacks.ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="step{step}", save_top_k=0,
                                         save_last=True, enable_version_counter=False, every_n_train_steps=int(cfg.eval.every_n_steps))
     options = {k: v for k, v in cfg.trainer.items() if v is not None}  # null: Lightning's default (strategy)
+    options["precision"] = trainer_precision(options.get("precision", "32-true"), options.get("accelerator", "auto"))
     trainer = pl.Trainer(**options, logger=build(cfg.logger), callbacks=[evaluation, RNGState(), last],
                          plugins=[AtomicCheckpointIO()], default_root_dir=str(run_dir), enable_model_summary=False)
     ckpt = run_dir / "checkpoints" / "last.ckpt"
@@ -121,7 +132,8 @@ def train(cfg: DictConfig) -> dict:
         "name": cfg.name, "run_dir": str(run_dir), "scale": cfg.scale.name, "seed": int(cfg.seed),
         f"best_{evaluation.monitor}": evaluation.best, "best_step": evaluation.best_step,
         **test, "steps": max(int(trainer.global_step), evaluation.last_step), "wall_seconds": round(time.time() - t0, 2),
-        "git_commit": commit, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "precision": str(trainer.precision), "devices": int(trainer.world_size), "git_commit": commit,
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "history": evaluation.history,
     }
     write_json_atomic(run_dir / "metrics.json", metrics)

@@ -148,3 +148,67 @@ def test_pairwise_sq_dist_is_never_negative():
     x = torch.randn(5, 4) * 1e3
     assert bool((pairwise_sq_dist(x, x) >= 0).all())
     assert bool((pairwise_sq_dist(x, x).diagonal() <= 1e-5 * x.pow(2).sum(-1)).all())  # rounding only
+
+
+def test_global_batch_divides_over_devices_and_accumulation():
+    from csim.data.module import device_batch_size
+    from csim.errors import CsimError
+
+    assert device_batch_size(64) == 64 and device_batch_size(64, 2) == 32 and device_batch_size(512, 4, 2) == 64
+    with pytest.raises(CsimError, match=r"batch_size=64 is the global batch.*3 device"):
+        device_batch_size(64, 3)
+
+
+def _batches(n, seed, world, per_device, steps, resume_at=None, accumulate=1):
+    """Every rank's batches (index lists) over `steps` optimizer steps, as the loaders of a run (resumed at a step)."""
+    from types import SimpleNamespace
+
+    from csim.data.module import resumable_sampling
+
+    out = []
+    for rank in range(world):
+        def loader(step):
+            trainer = SimpleNamespace(world_size=world, global_rank=rank, accumulate_grad_batches=accumulate,
+                                      global_step=step)
+            dm = SimpleNamespace(trainer=trainer, train_set=range(n), batch_size=per_device * world * accumulate,
+                                 seed=seed)
+            return resumable_sampling(dm)
+
+        batches, step, epoch = [], resume_at or 0, None
+        kw = loader(step)
+        sampler, b = kw["sampler"], kw["batch_size"]
+        epoch = sampler.start_epoch
+        while len(batches) < (steps - (resume_at or 0)) * accumulate:
+            sampler.set_epoch(epoch)
+            order = list(sampler)
+            full = len(sampler) // b  # batches in a whole epoch (Lightning sizes the epoch by len(sampler))
+            done = full - len(order) // b
+            batches += [order[i * b:(i + 1) * b] for i in range(full - done)]
+            epoch += 1
+        out.append(batches[: (steps - (resume_at or 0)) * accumulate])
+    return out
+
+
+@pytest.mark.parametrize("world,accumulate", [(1, 1), (2, 1), (2, 2)])
+def test_resumed_sampler_gives_the_batches_of_the_uninterrupted_run(world, accumulate):
+    full = _batches(50, 7, world, 4, steps=9, accumulate=accumulate)
+    for rank in range(world):  # the ranks split each epoch's permutation: no example on two ranks
+        others = {i for r in range(world) if r != rank for batch in full[r][:2] for i in batch}
+        assert not others & {i for batch in full[rank][:2] for i in batch}
+    for k in (1, 4, 6):
+        resumed = _batches(50, 7, world, 4, steps=9, resume_at=k, accumulate=accumulate)
+        assert [r[k * accumulate:] for r in full] == resumed
+
+
+def test_paper_scale_trains_in_mixed_precision_on_gpus_only(monkeypatch):
+    from conftest import compose
+    from csim.train import trainer_precision
+
+    assert compose(["+exp=simcse_unsup"]).trainer.precision == "mixed"  # the paper scale (default)
+    assert compose(["+exp=simcse_unsup", "scale=smoke"]).trainer.precision == "32-true"
+    assert trainer_precision("mixed", "auto") == "32-true"  # this machine has no GPU
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    for bf16, expected in ((True, "bf16-mixed"), (False, "16-mixed")):
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda bf16=bf16: bf16)
+        assert trainer_precision("mixed", "gpu") == expected
+    assert trainer_precision("mixed", "cpu") == "32-true" and trainer_precision("16-mixed", "cpu") == "16-mixed"
