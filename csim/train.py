@@ -63,9 +63,18 @@ def _rank() -> int:
     return int(getattr(rank_zero_only, "rank", 0) or 0)
 
 
+def _barrier() -> None:
+    """Wait for every rank where training left a process group (subprocess launcher, torchrun); else nothing."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.barrier()
+
+
 def train(cfg: DictConfig) -> dict:
     """Train (or resume, or return the finished) run of `cfg`. Under data parallelism every rank trains; rank 0 alone
-    evaluates, keeps the best weights, tests, exports and writes (the other ranks return {} after training)."""
+    evaluates, keeps the best weights, tests, exports and writes; the other ranks wait for it after training and
+    return only {"run_dir": ...}."""
     t0, commit = time.time(), git_commit()  # the code this run starts from
     cfg = prepare(cfg)
     run_dir = Path(cfg.run_dir)
@@ -108,10 +117,11 @@ def train(cfg: DictConfig) -> dict:
         trainer.fit(module, datamodule=data, ckpt_path=str(ckpt) if cfg.resume and ckpt.exists() else None,
                     weights_only=False)  # our own checkpoint (optimizer state, RNG states), written by this run
         if trainer.global_rank != 0 or _rank() != 0:
-            return {}  # ranks 1..N-1 (subprocess launcher, torchrun): rank 0 finishes the run
+            _barrier()  # ranks 1..N-1 (subprocess launcher, torchrun) wait until rank 0 has finished the run
+            return {"run_dir": str(run_dir)}  # (a first stage's model/ is then there for the second stage)
         evaluation.restore()  # ddp_spawn: training ran in worker processes; their rank 0 left its state on disk
     elif _rank() != 0:
-        return {}
+        return {"run_dir": str(run_dir)}
     else:
         evaluation.history.append({"step": 0, **evaluation.score(module)})
         evaluation.best, evaluation.best_step = evaluation.history[-1][evaluation.monitor], 0
@@ -137,6 +147,8 @@ def train(cfg: DictConfig) -> dict:
         "history": evaluation.history,
     }
     write_json_atomic(run_dir / "metrics.json", metrics)
+    if int(cfg.trainer.max_steps) != 0:
+        _barrier()  # the other ranks may go on (to a second stage, which reads this run's model/)
     shown = {k: v for k, v in metrics.items() if k.endswith("spearman") or k in ("best_step", "steps", "wall_seconds")}
     print(f"[csim] done: {json.dumps(shown)}\n[csim] run directory: {run_dir}", flush=True)
     return metrics
