@@ -179,3 +179,16 @@ def test_killed_runner_leaves_no_worker_behind(tmp_path, cache_dir, sig):
     for pid in left:
         os.kill(pid, signal.SIGKILL)
     assert not left, f"processes left behind by the killed runner: {left}"
+
+
+def test_make_reproduce_tables_passes_a_launcher_through(tmp_path):
+    launcher = "hydra/launcher=submitit_slurm hydra.launcher.partition=gpu"
+    out = subprocess.run(["make", "-n", "reproduce-tables", "SCALE=smoke", f"LAUNCHER={launcher}"], cwd=ROOT,
+                         capture_output=True, text=True,
+                         env={"PATH": "/usr/bin:/bin", "CSIM_MODELS_DIR": str(tmp_path)}).stdout
+    assert f"csim tables --scale smoke --seeds 42 --jobs 1  {launcher}" in out
+
+
+def test_launcher_options_without_a_launcher_are_refused(tmp_path, capsys):
+    code, _ = _tables(["--scale", "smoke", "--results-dir", str(tmp_path), "hydra.launcher.partition=gpu"])
+    assert code == 2 and "hydra/launcher=submitit_slurm" in capsys.readouterr().err
