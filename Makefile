@@ -9,6 +9,9 @@ TABLE ?=
 # cells trained side by side by `csim tables` (each with threads/JOBS torch threads): 2 on a CPU (two 1-thread runs
 # did all cpu tables in 1h01m on 2 cores at 0fcbc53, one 2-thread run at a time about 1.5 h earlier), 1 on a GPU
 JOBS ?= $(if $(filter cpu,$(SCALE)),2,1)
+# LAUNCHER="hydra/launcher=submitit_slurm hydra.launcher.partition=gpu ...": the cells go through that Hydra launcher
+# (pip install -e '.[cluster]'; README "Running on a cluster") instead of JOBS local processes
+LAUNCHER ?=
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 export PYTHONDONTWRITEBYTECODE ?= 1
@@ -50,7 +53,7 @@ mini-encoder: install data
 # JOBS=n trains n cells at a time.
 reproduce-tables: install data
 	@if [ "$(SCALE)" = cpu ] && [ ! -d "$${CSIM_MODELS_DIR:-models}/mini-bert" ]; then $(MAKE) mini-encoder; fi
-	$(BIN)/csim tables --scale $(SCALE) $(if $(SEEDS),--seeds $(SEEDS)) --jobs $(JOBS) $(if $(TABLE),--table $(TABLE))
+	$(BIN)/csim tables --scale $(SCALE) $(if $(SEEDS),--seeds $(SEEDS)) --jobs $(JOBS) $(if $(TABLE),--table $(TABLE)) $(LAUNCHER)
 
 # csim vs sentence-transformers side by side (training, encoding, matmul peak, MLM step) -> results/bench.md;
 # under 15 minutes on 2 cores. Run it on a quiet machine: other processes slow both sides.

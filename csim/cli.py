@@ -24,6 +24,9 @@ Tab completion for `csim train` overrides (bash): eval "$(csim train -sc install
 COMMANDS = ("train", "eval", "compare", "tables")
 
 
+_ARGV: list[str] = []  # the program `csim train` was started as (sys.argv[0])
+
+
 def _train_app():
     """The Hydra app behind `csim train`, built on first use (importing Hydra takes a while)."""
     import hydra
@@ -35,9 +38,16 @@ def _train_app():
 
     @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
     def _train(cfg: DictConfig) -> float | None:
+        from hydra.core.hydra_config import HydraConfig
+
         from csim.errors import CsimError
         from csim.train import train
 
+        # Hydra has parsed the command line: make sys.argv this run's own `csim train` command (in a -m sweep, this
+        # job's overrides), which Lightning's subprocess launcher (trainer.devices=N) re-executes for ranks 1..N-1
+        # (`python -m csim.__main__ train ...` or `<bin>/csim train ...`)
+        if _ARGV:
+            sys.argv = [_ARGV[0], "train", *HydraConfig.get().overrides.task]
         try:
             metrics = train(cfg)
         except Exception as e:  # noqa: BLE001 - a CsimError may arrive wrapped (hydra's InstantiationException)
@@ -86,6 +96,7 @@ def main(argv: list[str] | None = None) -> None:
     cmd, rest = argv[0], argv[1:]
     if cmd == "train":
         # argv[0] stays the executable's own name: Hydra's completion script registers itself for it
+        _ARGV[:] = sys.argv[:1]
         sys.argv = [sys.argv[0], *rest]
         _train_app()()
     elif cmd == "eval":

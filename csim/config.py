@@ -130,3 +130,12 @@ def compose_run(overrides: list[str]) -> DictConfig:
     with open_dict(cfg):
         del cfg["hydra"]
     return cfg
+
+
+def first_stage_overrides(cfg: DictConfig) -> list[str]:
+    """The overrides of the run a two-stage experiment's `init_from` names, at the same scale, seed and paths (what
+    csim.train.first_stage runs, and what csim.tables.launch sends ahead of the two-stage cells)."""
+    same = [f"scale={cfg.scale.name}", f"seed={cfg.seed}", f"paths.data_dir={cfg.paths.data_dir}",
+            f"paths.output_root={cfg.paths.output_root}", f"paths.cache_dir={cfg.paths.cache_dir}",
+            f"paths.models_dir={cfg.paths.models_dir}", f"threads={cfg.threads}"]
+    return [*cfg.init_from, *same]

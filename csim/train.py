@@ -50,7 +50,36 @@ def prepare(cfg: DictConfig) -> DictConfig:
     return tracking.label(cfg)
 
 
+def trainer_precision(value, accelerator="auto"):
+    """trainer.precision=mixed (the paper scale): bf16-mixed on a GPU that supports bf16, 16-mixed on other GPUs
+    (SimCSE's scripts: --fp16), 32-true on CPU. Any other value is Lightning's own."""
+    if str(value) != "mixed":
+        return value
+    if str(accelerator) == "cpu" or not torch.cuda.is_available():
+        return "32-true"
+    return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+
+
+def _rank() -> int:
+    """This process's global rank as the launcher set it (RANK / LOCAL_RANK / SLURM_PROCID; 0 without one). Ranks
+    1..N-1 started by Lightning's subprocess launcher or torchrun run this file from the top, like rank 0."""
+    from lightning_fabric.utilities.rank_zero import rank_zero_only
+
+    return int(getattr(rank_zero_only, "rank", 0) or 0)
+
+
+def _barrier() -> None:
+    """Wait for every rank where training left a process group (subprocess launcher, torchrun); else nothing."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.barrier()
+
+
 def train(cfg: DictConfig) -> dict:
+    """Train (or resume, or return the finished) run of `cfg`. Under data parallelism every rank trains; rank 0 alone
+    evaluates, keeps the best weights, tests, exports and writes; the other ranks wait for it after training and
+    return only {"run_dir": ...}."""
     t0, commit, clock = time.time(), git_commit(), PhaseClock()  # the code this run starts from
     verbosity.configure()
     cfg = prepare(cfg)
@@ -61,7 +90,7 @@ def train(cfg: DictConfig) -> dict:
             copy_tree_atomic(run_dir / "model", Path(cfg.export_dir))
         print(f"[csim] {run_dir} already finished (metrics.json); not recomputing. Use resume=false to start over.")
         return done
-    if not cfg.resume:
+    if not cfg.resume and _rank() == 0:
         shutil.rmtree(run_dir, ignore_errors=True)
     torch.set_num_threads(int(cfg.threads))
     augment = build(cfg.augment) if cfg.get("augment") else None  # cheap; validates its own fields
@@ -79,21 +108,31 @@ def train(cfg: DictConfig) -> dict:
     data = build(cfg.data, encoder=module.encoder, augment=augment) if cfg.get("data") else None
     # the run directory appears only once the config is valid and the model and data are loaded
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    if _rank() == 0:
+        write_text_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     evaluation = STSEvaluation(cfg.eval.tasks, cfg.eval.every_n_steps, cfg.paths.data_dir, cfg.eval.max_pairs,
-                               cfg.eval.batch_size, best_path=run_dir / "best_encoder.pt", text=cfg.eval.text)
+                               cfg.eval.batch_size, best_path=run_dir / "best_encoder.pt", text=cfg.eval.text,
+                               state_path=run_dir / "evaluation.json")
     last = pl.callbacks.ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="step{step}", save_top_k=0,
                                         save_last=True, enable_version_counter=False, every_n_train_steps=int(cfg.eval.every_n_steps))
-    loggers = [build(cfg.logger)] if cfg.get("logger") else []
+    loggers = [build(cfg.logger)] if cfg.get("logger") and _rank() == 0 else []
     tracking.start(loggers, cfg)
-    trainer = pl.Trainer(**cfg.trainer, logger=loggers or False, plugins=[AtomicCheckpointIO()],
+    options = {k: v for k, v in cfg.trainer.items() if v is not None}  # null: Lightning's default (strategy)
+    options["precision"] = trainer_precision(options.get("precision", "32-true"), options.get("accelerator", "auto"))
+    trainer = pl.Trainer(**options, logger=loggers or False, plugins=[AtomicCheckpointIO()],
                          callbacks=[evaluation, RNGState(), last, clock, tracking.failure_callback()],
                          default_root_dir=str(run_dir), enable_model_summary=False)
     clock.mark("build")
     ckpt = run_dir / "checkpoints" / "last.ckpt"
     if int(cfg.trainer.max_steps) != 0:  # max_steps=0: a system with no training step is evaluated as it is
-        trainer.fit(module, datamodule=data, ckpt_path=str(ckpt) if ckpt.exists() else None,
+        trainer.fit(module, datamodule=data, ckpt_path=str(ckpt) if cfg.resume and ckpt.exists() else None,
                     weights_only=False)  # our own checkpoint (optimizer state, RNG states), written by this run
+        if trainer.global_rank != 0 or _rank() != 0:
+            _barrier()  # ranks 1..N-1 (subprocess launcher, torchrun) wait until rank 0 has finished the run
+            return {"run_dir": str(run_dir)}  # (a first stage's model/ is then there for the second stage)
+        evaluation.restore()  # ddp_spawn: training ran in worker processes; their rank 0 left its state on disk
+    elif _rank() != 0:
+        return {"run_dir": str(run_dir)}
     else:
         evaluation.history.append({"step": 0, **evaluation.score(module)})
         evaluation.best, evaluation.best_step = evaluation.history[-1][evaluation.monitor], 0
@@ -116,9 +155,10 @@ def train(cfg: DictConfig) -> dict:
         "name": cfg.name, "run_dir": str(run_dir), "scale": cfg.scale.name, "seed": int(cfg.seed),
         f"best_{evaluation.monitor}": evaluation.best, "best_step": evaluation.best_step,
         **test, **({"sts7_senteval_avg": avg7} if avg7 is not None else {}),
-        "steps": int(trainer.global_step), "wall_seconds": round(time.time() - t0, 2),
+        "steps": max(int(trainer.global_step), evaluation.last_step), "wall_seconds": round(time.time() - t0, 2),
         "timing": clock.finish(evaluation.eval_seconds),
-        "git_commit": commit, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "precision": str(trainer.precision), "devices": int(trainer.world_size), "git_commit": commit,
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "history": evaluation.history,
     }
     write_model_card(run_dir / "model", cfg, metrics, commit)
@@ -126,6 +166,8 @@ def train(cfg: DictConfig) -> dict:
         copy_tree_atomic(run_dir / "model", Path(cfg.export_dir))
     write_json_atomic(run_dir / "metrics.json", metrics)
     tracking.end(loggers, cfg, metrics)  # after the result is safe: a logger's failure cannot lose it
+    if int(cfg.trainer.max_steps) != 0:
+        _barrier()  # the other ranks may go on (to a second stage, which reads this run's model/)
     shown = {k: v for k, v in metrics.items() if k.endswith("spearman") or k in ("best_step", "steps", "wall_seconds")}
     print(f"[csim] done: {json.dumps(shown)}\n[csim] run directory: {run_dir}", flush=True)
     return metrics
@@ -133,9 +175,6 @@ def train(cfg: DictConfig) -> dict:
 
 def first_stage(cfg: DictConfig) -> dict:
     """Run or reuse the run named by `init_from` (overrides), at the same scale, seed and paths."""
-    from csim.config import compose_run
+    from csim.config import compose_run, first_stage_overrides
 
-    same = [f"scale={cfg.scale.name}", f"seed={cfg.seed}", f"paths.data_dir={cfg.paths.data_dir}",
-            f"paths.output_root={cfg.paths.output_root}", f"paths.cache_dir={cfg.paths.cache_dir}",
-            f"paths.models_dir={cfg.paths.models_dir}", f"threads={cfg.threads}"]
-    return train(compose_run([*cfg.init_from, *same]))
+    return train(compose_run(first_stage_overrides(cfg)))

@@ -63,7 +63,7 @@ class MLMDataModule(pl.LightningDataModule):
         return b
 
     def train_dataloader(self):
-        return DataLoader(self.train_set, batch_size=self.batch_size, drop_last=True, collate_fn=self._collate,
+        return DataLoader(self.train_set, collate_fn=self._collate,
                           num_workers=self.num_workers, **resumable_sampling(self))
 
     def val_dataloader(self):

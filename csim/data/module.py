@@ -96,23 +96,45 @@ class TrainDataModule(pl.LightningDataModule):
         return batch
 
     def train_dataloader(self) -> DataLoader:
-        # the last, partial batch is kept, as HF Trainer (dataloader_drop_last=False, SimCSE's trainer) and
-        # sentence-transformers' DataLoader(shuffle=True, batch_size=16) do
-        return DataLoader(self.train_set, batch_size=self.batch_size, drop_last=False, collate_fn=self.collate,
-                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
-                          **resumable_sampling(self))
+        # one process keeps the last, partial batch, as HF Trainer (dataloader_drop_last=False, SimCSE's trainer) and
+        # sentence-transformers' DataLoader(shuffle=True, batch_size=16) do; under data parallelism it is dropped,
+        # since gathering in-batch negatives needs the same batch size on every rank
+        return DataLoader(self.train_set, collate_fn=self.collate, num_workers=self.num_workers,
+                          persistent_workers=self.num_workers > 0, **resumable_sampling(self, keep_last=True))
 
 
-def resumable_sampling(dm: pl.LightningDataModule) -> dict:
-    """Sampler + generator for a training DataLoader: a seeded permutation per epoch that, when the trainer was
-    restored from a checkpoint, continues the epoch where that checkpoint left it (the restored step says where)."""
-    steps_done = dm.trainer.global_step if dm.trainer is not None else 0
-    per_epoch = max(1, -(-len(dm.train_set) // dm.batch_size))  # batches per epoch, the partial last one included
-    sampler = ResumableRandomSampler(len(dm.train_set), dm.seed, steps_done // per_epoch,
-                                     (steps_done % per_epoch) * dm.batch_size)
+def device_batch_size(batch_size: int, world_size: int = 1, accumulate: int = 1) -> int:
+    """`batch_size` is the global batch: the examples of one optimizer step, over every device and every
+    accumulated micro-batch (as the papers state it: SimCSE's 64 / 512). Each device's loader takes
+    batch_size / (world_size * accumulate); in-batch-negative losses gather the devices' batches back together
+    (csim.losses.gather), so each anchor sees batch_size / accumulate - 1 negatives."""
+    parts = int(world_size) * int(accumulate)
+    if int(batch_size) % parts:
+        raise CsimError(f"batch_size={batch_size} is the global batch (all devices, all accumulated batches) and "
+                        f"must divide evenly over {world_size} device(s) x trainer.accumulate_grad_batches="
+                        f"{accumulate}; set batch_size to a multiple of {parts} (e.g. {parts * max(1, int(batch_size) // parts)}).")
+    return int(batch_size) // parts
+
+
+def resumable_sampling(dm: pl.LightningDataModule, keep_last: bool = False) -> dict:
+    """Batch size, sampler, generator and drop_last for a training DataLoader: a seeded permutation per epoch, split
+    over the ranks, that, when the trainer was restored from a checkpoint, continues the epoch where that checkpoint
+    left it (the restored step says where: each optimizer step consumed `accumulate` batches on every rank).
+    keep_last: keep each epoch's last, partial batch when there is one process (never under data parallelism)."""
+    trainer = dm.trainer
+    world = int(trainer.world_size) if trainer is not None else 1
+    rank = int(trainer.global_rank) if trainer is not None else 0
+    accumulate = int(trainer.accumulate_grad_batches) if trainer is not None else 1
+    per_device = device_batch_size(dm.batch_size, world, accumulate)
+    batches_done = (trainer.global_step if trainer is not None else 0) * accumulate
+    keep = keep_last and world == 1
+    per_rank = len(dm.train_set) // world
+    per_epoch = max(1, -(-per_rank // per_device) if keep else per_rank // per_device)  # batches per rank and epoch
+    sampler = ResumableRandomSampler(len(dm.train_set), dm.seed, batches_done // per_epoch,
+                                     (batches_done % per_epoch) * per_device, rank=rank, world_size=world)
     g = torch.Generator()
     g.manual_seed(dm.seed)  # the loader's own seed draws come from here, not from the global RNG
-    return {"sampler": sampler, "generator": g}
+    return {"batch_size": per_device, "sampler": sampler, "generator": g, "drop_last": not keep}
 
 
 # PairDataModule: reads and augments exactly as TrainDataModule (the paired augmentation gives view1 = s1,

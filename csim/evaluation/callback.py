@@ -24,11 +24,16 @@ class STSEvaluation(pl.Callback):
     geometry_task: the STS set whose alignment and uniformity (csim.evaluation.geometry; SimCSE §5) are logged at every
     evaluation as `<task>_alignment` / `<task>_uniformity` (STS-B dev by default; None: off). They come from the same
     embeddings as its Spearman when it is also an evaluated task. At the end of training the trajectory is plotted to
-    `plot_path` (default: <trainer.default_root_dir>/alignment_uniformity.png, the run directory)."""
+    `plot_path` (default: <trainer.default_root_dir>/alignment_uniformity.png, the run directory).
+
+    Under data parallelism only global rank 0 evaluates (the weights are the same on every rank) and writes; the
+    others go on to the next step's gradient all-reduce and wait there. `state_path`: rank 0 also writes its state
+    (best, history, last step) there after each evaluation, which `restore()` reads back in the launching process
+    when training ran in spawned workers (ddp_spawn returns the weights, not the callbacks' state)."""
 
     def __init__(self, tasks: list[str], every_n_steps: int, data_dir: str, max_pairs: int | None = None,
                  batch_size: int = 128, best_path: str | Path | None = None, geometry_task: str | None = "stsb_dev",
-                 plot_path: str | Path | None = None, text: str = "official"):
+                 plot_path: str | Path | None = None, text: str = "official", state_path: str | Path | None = None):
         self.tasks, self.every, self.batch_size = list(tasks), int(every_n_steps), batch_size
         # read once, before training; text: the released sentences or SentEval's tokenized copy (csim.data.tasks)
         self.data = {t: load_task(t, data_dir, max_pairs, text=text) for t in self.tasks}
@@ -43,10 +48,12 @@ class STSEvaluation(pl.Callback):
         self._last_eval_step = -1
         self.best_path = Path(best_path) if best_path else None
         self.eval_seconds = 0.0  # spent evaluating in this process (metrics.json `timing`)
+        self.state_path = Path(state_path) if state_path else None
+        self.last_step = 0
 
     def run(self, trainer, pl_module, epoch_end: bool = False) -> dict[str, float]:
         step = trainer.global_step
-        if step == self._last_eval_step:
+        if step == self._last_eval_step or not trainer.is_global_zero:
             return {}
         self._last_eval_step = step
         t0 = time.perf_counter()
@@ -60,12 +67,27 @@ class STSEvaluation(pl.Callback):
         took = time.perf_counter() - t0
         self.eval_seconds += took
         self.history.append({"step": step, **metrics, "eval_seconds": round(took, 3)})
+        self.last_step = step
+        if self.state_path is not None:
+            from csim.runs.files import write_json_atomic
+
+            write_json_atomic(self.state_path, {**self.state_dict(), "last_step": step})
         for k, v in metrics.items():
-            pl_module.log(k, v, on_step=not epoch_end, on_epoch=epoch_end, prog_bar=(k == self.monitor), batch_size=1)
-        if trainer.is_global_zero:
-            pretty = " ".join(f"{k}={v:.2f}" for k, v in metrics.items())
-            print(f"[eval] step {step}: {pretty} (best {self.best:.2f} @ {self.best_step})", flush=True)
+            pl_module.log(k, v, on_step=not epoch_end, on_epoch=epoch_end, prog_bar=(k == self.monitor), batch_size=1,
+                          rank_zero_only=True)
+        pretty = " ".join(f"{k}={v:.2f}" for k, v in metrics.items())
+        print(f"[eval] step {step}: {pretty} (best {self.best:.2f} @ {self.best_step})", flush=True)
         return metrics
+
+    def restore(self) -> None:
+        """Read the state rank 0 left at `state_path` when this process's own copy saw no evaluation (ddp_spawn)."""
+        import json
+
+        if self.history or self.state_path is None or not self.state_path.exists():
+            return
+        state = json.loads(self.state_path.read_text())
+        self.load_state_dict(state)
+        self.last_step = int(state.get("last_step", 0))
 
     def score(self, pl_module) -> dict[str, float]:
         encoder = pl_module.encoder

@@ -10,6 +10,7 @@ from torch import nn
 
 from csim.errors import CsimError
 from csim.losses import Loss
+from csim.losses.gather import gather_across_devices, gathers, pairwise_sq_dist
 
 
 class SoftNearestNeighbour(Loss):
@@ -26,13 +27,17 @@ class SoftNearestNeighbour(Loss):
     normalize: L2-normalise the embeddings first (distances in [0, 4], so T has the same scale as a cosine
     temperature); Frosst et al. use the raw representation (normalize=false).
     learn_temperature: optimise log T with the model (Frosst et al. §3: T can be learned), starting at `temperature`.
+    gather_across_devices: under data parallelism, every rank's points (and labels) enter the sums of the local
+    anchors; null (default): on when there is more than one rank; false: the local batch only.
+    Distances come from ||x||^2 + ||y||^2 - 2 x.y (csim.losses.gather.pairwise_sq_dist): no [2N, M, d] tensor.
     """
 
     in_batch_negatives = True
 
     def __init__(self, temperature: float = 0.1, normalize: bool = True, learn_temperature: bool = False,
-                 use_labels: bool = False):
+                 use_labels: bool = False, gather_across_devices: bool | None = None):
         super().__init__()
+        self.gather_across_devices = gather_across_devices
         if temperature <= 0:
             raise CsimError(f"loss.temperature={temperature} must be > 0.")
         self.normalize, self.use_labels = normalize, use_labels
@@ -55,26 +60,34 @@ class SoftNearestNeighbour(Loss):
                                 "batch has " + ("none" if labels is None else "float scores") + ". Use class-labelled "
                                 "data or set loss.use_labels=false (each example its own class).")
             y = labels.to(emb_a.device)
-        else:
-            y = torch.arange(n, device=emb_a.device)
+            if emb_neg is not None and bool((y == -1).any()):
+                raise CsimError("soft_nn: label -1 is reserved for hard negatives; relabel the data.")
+        offset = 0
+        if gathers(self.gather_across_devices):  # every rank's points (csim.losses.gather)
+            emb_a, offset = gather_across_devices(emb_a)
+            emb_b = gather_across_devices(emb_b)[0]
+            emb_neg = gather_across_devices(emb_neg)[0] if emb_neg is not None else None
+            if self.use_labels:
+                y = gather_across_devices(y)[0]
+        m = emb_a.shape[0]  # examples in the (global) batch
+        if not self.use_labels:
+            y = torch.arange(m, device=emb_a.device)
         points, classes = [emb_a, emb_b], [y, y]
-        n_anchor = 2 * n
         if emb_neg is not None:
             # hard negatives: classes no anchor has (they are never positives)
             points.append(emb_neg)
             classes.append(torch.full((emb_neg.shape[0],), -1, dtype=y.dtype, device=y.device))
-            own = torch.cat(classes[:2])
-            if bool((own == -1).any()):
-                raise CsimError("soft_nn: label -1 is reserved for hard negatives; relabel the data.")
         x = torch.cat(points)
         c = torch.cat(classes)
         if self.normalize:
             x = F.normalize(x, dim=-1)
-        d2 = (x[:n_anchor].unsqueeze(1) - x.unsqueeze(0)).pow(2).sum(-1)  # anchors x all points
+        local = torch.arange(offset, offset + n, device=x.device)
+        rows = torch.cat([local, local + m])  # this rank's anchors: its 2n views
+        d2 = pairwise_sq_dist(x[rows], x)  # anchors x all points
         logits = -d2 / self.log_temperature.exp()
-        not_self = ~torch.eye(n_anchor, x.shape[0], dtype=torch.bool, device=x.device)
-        positive = (c[:n_anchor].unsqueeze(1) == c.unsqueeze(0)) & not_self
+        not_self = ~F.one_hot(rows, x.shape[0]).bool()
+        positive = (c[rows].unsqueeze(1) == c.unsqueeze(0)) & not_self
         neg_inf = torch.finfo(logits.dtype).min
         log_num = logits.masked_fill(~positive, neg_inf).logsumexp(dim=1)
         log_den = logits.masked_fill(~not_self, neg_inf).logsumexp(dim=1)
-        return (log_den - log_num).mean()
+        return (log_den - log_num).mean()  # the mean over the local anchors

@@ -48,7 +48,9 @@ class SentenceModule(pl.LightningModule):
         if not torch.isfinite(loss):
             raise CsimError(f"The loss became {loss.item()} at step {self.global_step}; training stopped. The last good "
                             f"checkpoint is kept in the run directory. Lower the learning rate (lr) or check the data.")
-        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=views[0].shape[0])
+        # each rank's loss is the mean over its own anchors (csim.losses.gather); the logged value is their mean
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=views[0].shape[0],
+                 sync_dist=self.trainer.world_size > 1)
         return loss
 
     def configure_optimizers(self):

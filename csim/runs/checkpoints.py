@@ -26,19 +26,32 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 class RNGState(pl.Callback):
     """Save torch / numpy / python RNG states with every checkpoint and restore them when training resumes, so the
-    resumed run draws the same dropout masks as an uninterrupted one."""
+    resumed run draws the same dropout masks as an uninterrupted one. Under data parallelism every rank's states are
+    saved (ranks draw different numbers of dropout uniforms: their batches hold different numbers of tokens) and
+    each rank restores its own."""
 
     def __init__(self):
         self._pending = None
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint):
         kind, keys, pos, has_gauss, cached = np.random.get_state()
-        checkpoint["csim_rng"] = {"torch": torch.get_rng_state(), "python": random.getstate(),
-                                  "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss),
-                                            float(cached)]}  # tensors and plain types: loads with weights_only
+        state = {"torch": torch.get_rng_state(), "python": random.getstate(),
+                 "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss),
+                           float(cached)]}  # tensors and plain types: loads with weights_only
+        checkpoint["csim_rng"] = state
+        if trainer.world_size > 1:  # every rank builds the checkpoint (rank 0 writes it): collect all ranks' states
+            import torch.distributed as dist
+
+            states = [None] * trainer.world_size
+            dist.all_gather_object(states, state)
+            checkpoint["csim_rng_ranks"] = states
 
     def on_load_checkpoint(self, trainer, pl_module, checkpoint):
-        self._pending = checkpoint.get("csim_rng")
+        ranks = checkpoint.get("csim_rng_ranks")
+        if ranks is not None and len(ranks) == trainer.world_size:
+            self._pending = ranks[trainer.global_rank]
+        else:
+            self._pending = checkpoint.get("csim_rng")
 
     def on_train_start(self, trainer, pl_module):
         if self._pending is not None:  # applied after data setup, right before the first resumed step

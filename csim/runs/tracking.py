@@ -92,6 +92,7 @@ def end(loggers, cfg: DictConfig, metrics: dict) -> None:
               if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("seed",)}
     step = int(metrics.get("steps", 0))
     for lg in loggers:
+        _known_csv_columns(lg)
         lg.log_metrics({f"final/{k}": v for k, v in scores.items()}, step=step)
     plot = Path(str(cfg.run_dir)) / "alignment_uniformity.png"
     for lg in _wandb_loggers(loggers):
@@ -113,13 +114,23 @@ def end(loggers, cfg: DictConfig, metrics: dict) -> None:
         run.finish(exit_code=0)
 
 
-def failure_callback():
-    """A Lightning callback that finishes the W&B run as failed when training raises (the next run starts its own)."""
-    import pytorch_lightning as pl
+def _known_csv_columns(logger) -> None:
+    """A CSV logger whose metrics.csv another process wrote (ddp_spawn trains in worker processes) learns its columns,
+    so that adding the final scores rewrites the file with every column instead of failing on the unknown ones."""
+    writer = getattr(logger, "experiment", None) if type(logger).__name__ == "CSVLogger" else None
+    path = Path(getattr(writer, "metrics_file_path", "") or "")
+    if writer is None or not path.is_file():
+        return
+    with open(path, newline="") as f:
+        header = next(iter(f), "").strip()
+    for key in (k for k in header.split(",") if k and k not in writer.metrics_keys):
+        writer.metrics_keys.append(key)
 
-    class FinishLoggersOnError(pl.Callback):
-        def on_exception(self, trainer, pl_module, exception):
-            for lg in _wandb_loggers(trainer.loggers):
-                lg.experiment.finish(exit_code=1)
+
+def failure_callback():
+    """A Lightning callback that finishes the W&B run as failed when training raises (the next run starts its own).
+    It lives in its own module, at module level: ddp_spawn pickles the trainer's callbacks into its workers, and
+    importing this module stays free of Lightning."""
+    from csim.runs.tracking_callback import FinishLoggersOnError
 
     return FinishLoggersOnError()

@@ -46,7 +46,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--jobs", type=int, default=1,
                    help="cells trained side by side, each in its own process with threads/jobs torch threads "
                         "(default 1; 2 on a 2-core CPU finishes the cpu tables ~1.4x sooner; keep 1 on one GPU)")
-    p.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run (e.g. paths.output_root=...)")
+    p.add_argument("--print-commands", action="store_true",
+                   help="print every cell as a `csim train` command line (for any scheduler); run nothing")
+    p.add_argument("overrides", nargs="*",
+                   help="extra Hydra overrides for every run (e.g. paths.output_root=...); hydra/launcher=NAME and "
+                        "hydra.launcher.KEY=VALUE send the cells through that Hydra launcher (submitit_slurm, "
+                        "submitit_local, joblib, ray; pip install -e '.[cluster]')")
     args = p.parse_args(argv)
     try:
         scale = args.scale
@@ -68,10 +73,17 @@ def main(argv: list[str] | None = None) -> None:
             if key.lstrip("+") == "threads" and not (value.isdigit() and int(value) >= 1):
                 raise CsimError(f"extra override {o!r}: threads is the number of torch threads of each run, a whole "
                                 f"number of 1 or more (e.g. threads=1).")
+        from csim.tables.launch import split_launcher
+
+        run_overrides, launcher = split_launcher(list(args.overrides))
+        if launcher and not any(o.lstrip("+").startswith("hydra/launcher=") for o in launcher):
+            raise CsimError(f"{' '.join(launcher)}: hydra.* options go to a Hydra launcher; choose one with "
+                            f"hydra/launcher=submitit_slurm | submitit_local | joblib | ray.")
         names = [n for arg in args.table or [] for n in arg.split(",") if n]
         specs = load_specs(args.tables_dir, names or None)
-        summary = run_tables(specs, scale, _seeds(args.seeds or _scale_seeds(scale)), Path(args.results_dir), list(args.overrides),
-                             dry_run=args.dry_run, no_train=args.no_train, jobs=args.jobs)
+        summary = run_tables(specs, scale, _seeds(args.seeds or _scale_seeds(scale)), Path(args.results_dir), run_overrides,
+                             dry_run=args.dry_run, no_train=args.no_train, jobs=args.jobs, launcher=launcher,
+                             print_commands=args.print_commands)
     except CsimError as e:
         print(f"csim: error: {e}", file=sys.stderr)
         sys.exit(2)

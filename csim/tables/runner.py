@@ -216,7 +216,13 @@ def train_in_parallel(tasks: list[Task], jobs: int, threads: int, worker=_train_
         return set()
     t0, done, fresh = time.time(), 0, set()
     _log(f"[tables] training {len(todo)} cells, {jobs} at a time ({threads} torch thread(s) each)")
-    with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
+    import os
+
+    from csim.tables.launch import gpu_queue, init_worker
+
+    ctx = mp.get_context("spawn")  # workers die with this process; one GPU each where there are several
+    with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=init_worker,
+                             initargs=(os.getpid(), gpu_queue(jobs, ctx))) as pool:
         futures = {pool.submit(worker, (t.cfg, threads)): t for t in todo}
         for f in as_completed(futures):
             t = futures[f]
@@ -282,10 +288,18 @@ def _summed_timing(metrics: list[dict]) -> dict[str, float]:
 
 
 def run_tables(specs: list[TableSpec], scale: str, seeds: list[int], results_dir: Path, extra: list[str],
-               dry_run: bool = False, no_train: bool = False, jobs: int = 1) -> Summary:
+               dry_run: bool = False, no_train: bool = False, jobs: int = 1, launcher: list[str] = (),
+               print_commands: bool = False) -> Summary:
+    """launcher: Hydra launcher overrides (hydra/launcher=..., hydra.launcher.*): the cells to train go through it
+    (csim.tables.launch), then the tables are collected from the run directories. print_commands: print each cell
+    as a `csim train` command line and run nothing."""
     t_start = time.time()
     index = _records(results_dir / scale)
     tasks = plan(specs, scale, seeds, results_dir, extra, index)
+    if print_commands:
+        from csim.tables.launch import commands
+
+        return print("\n".join(commands(tasks, extra)), flush=True) or Summary()
     prior = [float(r["wall_seconds"]) for r in index.values() if r.get("wall_seconds")]
     to_train = sum(t.action == "train" for t in tasks)
     by = {a: sum(t.action == a for t in tasks) for a in ("train", "run_dir", "record", "duplicate", "skip", "failed")}
@@ -299,13 +313,17 @@ def run_tables(specs: list[TableSpec], scale: str, seeds: list[int], results_dir
                  f"seed {t.seed} | {t.action}{': ' + t.error if t.error else ''} | {t.config_hash or ''}")
         return summary
     fresh: set[str] = set()
-    if jobs > 1 and not no_train:
+    if launcher and not no_train:  # the cells go through a Hydra launcher; then collected as with --no-train
+        from csim.tables.launch import launch_and_collect
+
+        fresh, no_train = launch_and_collect(tasks, extra, list(launcher), _log), True
+    elif jobs > 1 and not no_train:
         threads = next((int(o.split("=", 1)[1]) for o in extra if o.split("=", 1)[0].lstrip("+") == "threads"), None)
         fresh = train_in_parallel(tasks, jobs, threads or max(1, _cores() // jobs))
         for t in tasks:  # finished by a worker: the sequential pass reads its run directory (and the ETA skips it)
             if t.action == "train" and t.config_hash in fresh:
                 t.action = "run_dir"
-        to_train = sum(t.action == "train" for t in tasks)
+    to_train = sum(t.action == "train" for t in tasks)
     trained: list[float] = []
     done = 0
     for spec in specs:
