@@ -19,11 +19,12 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from csim.evaluation.callback import STSEvaluation
-from csim.runs.checkpoints import AtomicCheckpointIO, RNGState
+from csim.runs.checkpoints import AtomicCheckpointIO, RNGState, TokenizerDigest, resume_checkpoint, tokenizer_digest
 from csim.runs.identity import run_dir_for
 from csim.errors import CsimError
 from csim.runs.files import copy_tree_atomic, git_commit, read_metrics, write_json_atomic, write_text_atomic
-from csim.validate import validate_config
+from csim.runs.lock import RunLock
+from csim.validate import check_inputs, validate_config, validate_fields
 
 
 def build(node, **kwargs):
@@ -46,8 +47,16 @@ def prepare(cfg: DictConfig) -> DictConfig:
 
 
 def train(cfg: DictConfig) -> dict:
-    t0, commit = time.time(), git_commit()  # the code this run starts from
+    """Run (or resume, or return the finished result of) the run `cfg` names, holding its directory's lock
+    (csim.runs.lock) throughout: a second process on the same run directory is refused."""
+    validate_fields(cfg)  # before the name becomes a path
     cfg = prepare(cfg)
+    with RunLock(cfg.run_dir):
+        return _train(cfg)
+
+
+def _train(cfg: DictConfig) -> dict:
+    t0, commit = time.time(), git_commit()  # the code this run starts from
     run_dir = Path(cfg.run_dir)
     done = read_metrics(run_dir)
     if done is not None and cfg.resume:
@@ -61,6 +70,7 @@ def train(cfg: DictConfig) -> dict:
     augment = build(cfg.augment) if cfg.get("augment") else None  # cheap; validates its own fields
     loss = build(cfg.loss) if cfg.get("loss") else None
     validate_config(cfg, loss)
+    check_inputs(cfg)  # every evaluation and test file, before any model is built
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
 
@@ -77,12 +87,16 @@ def train(cfg: DictConfig) -> dict:
                                cfg.eval.batch_size, best_path=run_dir / "best_encoder.pt")
     last = pl.callbacks.ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="step{step}", save_top_k=0,
                                         save_last=True, enable_version_counter=False, every_n_train_steps=int(cfg.eval.every_n_steps))
-    trainer = pl.Trainer(**cfg.trainer, logger=build(cfg.logger), callbacks=[evaluation, RNGState(), last],
+    digest = tokenizer_digest(module.encoder)
+    trainer = pl.Trainer(**cfg.trainer, logger=build(cfg.logger),
+                         callbacks=[evaluation, RNGState(), TokenizerDigest(digest), last],
                          plugins=[AtomicCheckpointIO()], default_root_dir=str(run_dir), enable_model_summary=False)
-    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    ckpt = resume_checkpoint(run_dir / "checkpoints" / "last.ckpt", digest)  # refuses foreign/damaged/other tokenizer
     if int(cfg.trainer.max_steps) != 0:  # max_steps=0: a system with no training step is evaluated as it is
-        trainer.fit(module, datamodule=data, ckpt_path=str(ckpt) if ckpt.exists() else None,
-                    weights_only=False)  # our own checkpoint (optimizer state, RNG states), written by this run
+        trainer.fit(module, datamodule=data, ckpt_path=ckpt, weights_only=True)  # tensors and plain values only
+        if trainer.global_step == 0:  # the data modules refuse this before training; never record an empty run
+            raise CsimError(f"The run {run_dir} ended after 0 training steps, so there is nothing to record; check "
+                            f"the training data and batch_size={cfg.batch_size} (not one batch could be drawn).")
     else:
         evaluation.history.append({"step": 0, **evaluation.score(module)})
         evaluation.best, evaluation.best_step = evaluation.history[-1][evaluation.monitor], 0

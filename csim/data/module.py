@@ -101,9 +101,22 @@ class TrainDataModule(pl.LightningDataModule):
                           **resumable_sampling(self))
 
 
+def describe_source(source) -> str:
+    """A training source (a partial of a reader) in words, for error messages: its reader and files or hub name."""
+    keywords = getattr(source, "keywords", {}) or {}
+    shown = {k: v for k, v in keywords.items() if k not in ("data_dir", "cache_dir") and v is not None}
+    name = getattr(getattr(source, "func", source), "__name__", type(source).__name__)
+    return f"{name}({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
+
+
 def resumable_sampling(dm: pl.LightningDataModule) -> dict:
     """Sampler + generator for a training DataLoader: a seeded permutation per epoch that, when the trainer was
     restored from a checkpoint, continues the epoch where that checkpoint left it (the restored step says where)."""
+    if len(dm.train_set) < dm.batch_size:  # drop_last: not one batch, so the run would "finish" with 0 steps
+        raise CsimError(f"The training data ({describe_source(dm.source)}) has {len(dm.train_set)} examples (after "
+                        f"data.max_train_examples={getattr(dm, 'max_train_examples', None)}), fewer than "
+                        f"batch_size={dm.batch_size}, so not one full batch can be drawn and the run would train 0 "
+                        f"steps. Give it more data or set batch_size to at most {len(dm.train_set)}.")
     steps_done = dm.trainer.global_step if dm.trainer is not None else 0
     per_epoch = max(1, len(dm.train_set) // dm.batch_size)
     sampler = ResumableRandomSampler(len(dm.train_set), dm.seed, steps_done // per_epoch,

@@ -52,7 +52,7 @@ class STSEvaluation(pl.Callback):
         if metrics[self.monitor] > self.best:
             self.best, self.best_step = metrics[self.monitor], step
             if self.best_path is not None:
-                tmp = self.best_path.with_name(self.best_path.name + ".tmp")
+                tmp = self.best_path.with_name(f"{self.best_path.name}.tmp{os.getpid()}")
                 torch.save(pl_module.encoder.state_dict(), tmp)
                 os.replace(tmp, self.best_path)
         self.history.append({"step": step, **metrics, "eval_seconds": round(time.perf_counter() - t0, 3)})

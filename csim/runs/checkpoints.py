@@ -47,3 +47,63 @@ class RNGState(pl.Callback):
             np.random.set_state((kind, np.asarray(keys).astype(np.uint32), pos, has_gauss, cached))
             random.setstate(self._pending["python"])
             self._pending = None
+
+
+def tokenizer_digest(encoder) -> str | None:
+    """A digest of the encoder's vocabulary (token -> id) and its pre-tokenisation settings, or None for an encoder
+    without a tokenizer object. A resumed run must map text to the same ids as the run that wrote its checkpoint."""
+    import hashlib
+    import json
+
+    tok = getattr(encoder, "tokenizer", None)
+    if tok is None or not hasattr(tok, "get_vocab"):
+        return None
+    settings = {k: getattr(tok, k, None) for k in ("do_lower_case", "model_max_length", "padding_side")}
+    blob = json.dumps([sorted(tok.get_vocab().items()), type(tok).__name__, settings], default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+class TokenizerDigest(pl.Callback):
+    """Store the run's tokenizer digest in every checkpoint (`csim_tokenizer`); `resume_checkpoint` compares it."""
+
+    def __init__(self, digest: str | None):
+        self.digest = digest
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint):
+        if self.digest is not None:
+            checkpoint["csim_tokenizer"] = self.digest
+
+
+def resume_checkpoint(path: str | Path, digest: str | None = None) -> str | None:
+    """The checkpoint to resume from (`path` when it exists), after checking that it is one csim wrote and can use:
+    it loads with `torch.load(weights_only=True)` (tensors and plain containers only: Lightning's dict, optimizer and
+    scheduler states and csim's RNG states are all such; a pickle that would import or call anything else is refused
+    before it runs), it is not damaged, and its tokenizer digest is this run's. Each refusal is a CsimError."""
+    import pickle
+
+    from csim.errors import CsimError
+
+    path = Path(path)
+    if not path.exists():
+        return None
+    fix = (f"Start the run over with resume=false (which deletes its run directory {path.parent.parent}), or delete "
+           f"{path} to restart from step 0.")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except pickle.UnpicklingError as e:
+        raise CsimError(f"Refusing to resume from {path}: it holds objects other than tensors and plain values "
+                        f"(torch.load with weights_only=True refused: {str(e).splitlines()[0][:200]}), so it is not a "
+                        f"checkpoint csim wrote, and loading it could run code. Do not use it. {fix}") from None
+    except Exception as e:  # noqa: BLE001 - truncated zip, EOF, bad magic: torch raises several types
+        raise CsimError(f"The checkpoint {path} is damaged and cannot be read ({type(e).__name__}: "
+                        f"{str(e).splitlines()[0][:200] if str(e) else 'no detail'}); csim writes checkpoints "
+                        f"atomically, so something else truncated or changed it. {fix}") from None
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise CsimError(f"{path} is not a Lightning checkpoint (no state_dict). {fix}")
+    saved = ckpt.get("csim_tokenizer")
+    if digest is not None and saved is not None and saved != digest:
+        raise CsimError(f"The checkpoint {path} was trained with another tokenizer (digest {saved}) than this run "
+                        f"builds now ({digest}), e.g. after its tokenizer cache was deleted and rebuilt: resuming "
+                        f"would pair its weights with other token ids. Restore that tokenizer cache (paths.cache_dir) "
+                        f"or start over. {fix}")
+    return str(path)

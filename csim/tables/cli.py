@@ -8,6 +8,7 @@ from pathlib import Path
 
 from csim.config import CONF_DIR
 from csim.errors import CsimError
+from csim.runs.lock import RunLock
 from csim.tables.runner import run_tables
 from csim.tables.spec import load_specs
 
@@ -61,8 +62,9 @@ def main(argv: list[str] | None = None) -> None:
                                 f"number of 1 or more (e.g. threads=1).")
         names = [n for arg in args.table or [] for n in arg.split(",") if n]
         specs = load_specs(args.tables_dir, names or None)
-        summary = run_tables(specs, scale, _seeds(args.seeds), Path(args.results_dir), list(args.overrides),
-                             dry_run=args.dry_run, no_train=args.no_train, jobs=args.jobs)
+        with RunLock(Path(args.results_dir) / scale, enabled=not args.dry_run, what="tables results folder"):
+            summary = run_tables(specs, scale, _seeds(args.seeds), Path(args.results_dir), list(args.overrides),
+                                 dry_run=args.dry_run, no_train=args.no_train, jobs=args.jobs)
     except CsimError as e:
         print(f"csim: error: {e}", file=sys.stderr)
         sys.exit(2)
