@@ -7,6 +7,7 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from csim.errors import CsimError
@@ -18,6 +19,7 @@ USAGE = """usage: csim <command> [args]
   eval MODEL          STS12-16, STS-B and SICK-R for a model name/path, sentence-transformers folder or run directory
   tables              regenerate the paper tables (conf/tables/*.yaml) next to the published numbers
 """
+SWEEP_FAILURES: list[str] = []  # the overrides of `-m` jobs refused with a CsimError; the sweep goes on past them
 
 
 @hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
@@ -36,6 +38,9 @@ def _train(cfg: DictConfig) -> float | None:
         if cause is None:
             raise
         print(f"csim: error: {cause}", file=sys.stderr, flush=True)
+        if HydraConfig.get().mode == RunMode.MULTIRUN:  # as Hydra does with a failing job: report it, run the rest
+            SWEEP_FAILURES.append(" ".join(HydraConfig.get().overrides.task))
+            return None
         sys.exit(2)
     return metrics.get(next((k for k in metrics if k.startswith("best_")), ""), None)
 
@@ -49,6 +54,10 @@ def main(argv: list[str] | None = None) -> None:
     if cmd == "train":
         sys.argv = ["csim train", *rest]
         _train()
+        if SWEEP_FAILURES:
+            print(f"csim: error: {len(SWEEP_FAILURES)} sweep job(s) failed (see above): {'; '.join(SWEEP_FAILURES)}",
+                  file=sys.stderr)
+            sys.exit(2)
     elif cmd == "eval":
         from csim.evaluation.cli import main as eval_main
 

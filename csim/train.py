@@ -19,7 +19,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from csim.evaluation.callback import STSEvaluation
-from csim.runs.checkpoints import AtomicCheckpointIO, RNGState, TokenizerDigest, resume_checkpoint, tokenizer_digest
+from csim.runs.checkpoints import AtomicCheckpointIO, RNGState, TokenizerDigest, WallClock, resume_checkpoint, \
+    tokenizer_digest
 from csim.runs.identity import run_dir_for
 from csim.errors import CsimError
 from csim.runs.files import copy_tree_atomic, git_commit, read_metrics, write_json_atomic, write_text_atomic
@@ -87,9 +88,9 @@ def _train(cfg: DictConfig) -> dict:
                                cfg.eval.batch_size, best_path=run_dir / "best_encoder.pt")
     last = pl.callbacks.ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="step{step}", save_top_k=0,
                                         save_last=True, enable_version_counter=False, every_n_train_steps=int(cfg.eval.every_n_steps))
-    digest = tokenizer_digest(module.encoder)
+    digest, clock = tokenizer_digest(module.encoder), WallClock(t0)
     trainer = pl.Trainer(**cfg.trainer, logger=build(cfg.logger),
-                         callbacks=[evaluation, RNGState(), TokenizerDigest(digest), last],
+                         callbacks=[evaluation, RNGState(), TokenizerDigest(digest), clock, last],
                          plugins=[AtomicCheckpointIO()], default_root_dir=str(run_dir), enable_model_summary=False)
     ckpt = resume_checkpoint(run_dir / "checkpoints" / "last.ckpt", digest)  # refuses foreign/damaged/other tokenizer
     if int(cfg.trainer.max_steps) != 0:  # max_steps=0: a system with no training step is evaluated as it is
@@ -116,7 +117,7 @@ def _train(cfg: DictConfig) -> dict:
     metrics = {
         "name": cfg.name, "run_dir": str(run_dir), "scale": cfg.scale.name, "seed": int(cfg.seed),
         f"best_{evaluation.monitor}": evaluation.best, "best_step": evaluation.best_step,
-        **test, "steps": int(trainer.global_step), "wall_seconds": round(time.time() - t0, 2),
+        **test, "steps": int(trainer.global_step), "wall_seconds": round(clock.seconds(), 2),
         "git_commit": commit, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "history": evaluation.history,
     }

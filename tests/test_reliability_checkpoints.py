@@ -89,3 +89,21 @@ def test_resume_with_another_tokenizer_is_refused(run_smoke, tmp_path):
     with pytest.raises(CsimError) as e:
         run_smoke(args)
     assert "another tokenizer" in str(e.value) and "last.ckpt" in str(e.value)
+
+
+def test_resumed_run_counts_every_process_and_keeps_its_plot(run_smoke):
+    """Killed after its last step (checkpoint written, metrics.json not): the rerun has nothing left to train, yet
+    it draws alignment_uniformity.png, and its wall_seconds include the time the checkpoint says was spent before."""
+    first = run_smoke(SHORT)
+    run_dir = Path(first["run_dir"])
+    (run_dir / "metrics.json").unlink()
+    (run_dir / "alignment_uniformity.png").unlink()
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    state = torch.load(ckpt, weights_only=True)
+    assert 0 < state["csim_wall_seconds"] <= first["wall_seconds"]
+    state["csim_wall_seconds"] = 1000.0  # as if the killed process had trained for 1000 s
+    torch.save(state, ckpt)
+    resumed = run_smoke(SHORT)
+    assert (run_dir / "alignment_uniformity.png").exists()
+    assert 1000.0 < resumed["wall_seconds"] < 1000.0 + first["wall_seconds"] + 120
+    assert _numbers(resumed) == _numbers(first)

@@ -125,3 +125,20 @@ def test_allow_any_target_lifts_the_restriction(tmp_path):
         validate_fields(cfg)
     validate_fields(compose(["scale=smoke", *SHORT, "augment._target_=mypkg.MyAugment", "allow_any_target=true"],
                             tmp_path))
+
+
+def test_sweep_reports_a_bad_value_and_runs_the_others(tmp_path, cache_dir):
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    cmd = [sys.executable, "-m", "csim", "train", "-m", *SHORT, "scale=smoke", "seed=abc,7", f"paths.data_dir={DATA}",
+           f"paths.cache_dir={cache_dir}", f"paths.output_root={tmp_path}", "threads=1"]
+    proc = subprocess.run(cmd, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 2
+    assert "seed='abc'" in proc.stderr and "1 sweep job(s) failed" in proc.stderr and "Traceback" not in proc.stderr
+    (done,) = tmp_path.glob("runs/*/metrics.json")  # the good value ran after the bad one
+    assert '"seed": 7' in done.read_text()

@@ -74,7 +74,9 @@ class STSEvaluation(pl.Callback):
             metrics.update(geometry_only(encoder, self.geometry_data, self.geometry_task, batch_size=self.batch_size))
         return metrics
 
-    def on_train_end(self, trainer, pl_module):
+    def on_fit_end(self, trainer, pl_module):
+        # on_fit_end, not on_train_end: a run killed after its last step resumes with nothing left to train, and
+        # Lightning then skips on_train_end, which lost the plot
         if not (self.geometry_task and trainer.is_global_zero):
             return
         from csim.evaluation.geometry import plot_trajectory

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import random
+import time
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +50,25 @@ class RNGState(pl.Callback):
             self._pending = None
 
 
+class WallClock(pl.Callback):
+    """A run's wall time over all its processes: every checkpoint stores the seconds spent so far
+    (`csim_wall_seconds`) and a resumed run counts on from there (the time between a process's last checkpoint and
+    its kill is lost)."""
+
+    def __init__(self, start: float | None = None):
+        self.start = time.time() if start is None else start
+        self.before = 0.0
+
+    def seconds(self) -> float:
+        return self.before + time.time() - self.start
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint):
+        checkpoint["csim_wall_seconds"] = self.seconds()
+
+    def on_load_checkpoint(self, trainer, pl_module, checkpoint):
+        self.before = float(checkpoint.get("csim_wall_seconds", 0.0))
+
+
 def tokenizer_digest(encoder) -> str | None:
     """A digest of the encoder's vocabulary (token -> id) and its pre-tokenisation settings, or None for an encoder
     without a tokenizer object. A resumed run must map text to the same ids as the run that wrote its checkpoint."""
@@ -56,11 +76,16 @@ def tokenizer_digest(encoder) -> str | None:
     import json
 
     tok = getattr(encoder, "tokenizer", None)
-    if tok is None or not hasattr(tok, "get_vocab"):
+    if tok is not None and hasattr(tok, "get_vocab"):  # a Hugging Face tokenizer
+        vocab = tok.get_vocab()
+        settings = {k: getattr(tok, k, None) for k in ("do_lower_case", "model_max_length", "padding_side")}
+    elif isinstance(getattr(encoder, "vocab", None), dict):  # a word-level encoder (csim.encoders.words)
+        vocab, settings, tok = encoder.vocab, getattr(encoder, "config", {}), encoder
+    else:
         return None
-    settings = {k: getattr(tok, k, None) for k in ("do_lower_case", "model_max_length", "padding_side")}
-    blob = json.dumps([sorted(tok.get_vocab().items()), type(tok).__name__, settings], default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    h = hashlib.sha256(json.dumps([type(tok).__name__, settings], sort_keys=True, default=str).encode())
+    h.update("\n".join(f"{i}\t{w}" for w, i in sorted(vocab.items(), key=lambda wi: wi[1])).encode())  # by id
+    return h.hexdigest()[:16]
 
 
 class TokenizerDigest(pl.Callback):
