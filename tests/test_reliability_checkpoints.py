@@ -107,3 +107,25 @@ def test_resumed_run_counts_every_process_and_keeps_its_plot(run_smoke):
     assert (run_dir / "alignment_uniformity.png").exists()
     assert 1000.0 < resumed["wall_seconds"] < 1000.0 + first["wall_seconds"] + 120
     assert _numbers(resumed) == _numbers(first)
+
+
+def test_failed_checkpoint_save_leaves_no_partial_file(tmp_path, monkeypatch):
+    import errno
+
+    from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
+
+    from csim.runs.checkpoints import AtomicCheckpointIO
+
+    io_ = AtomicCheckpointIO()
+    last = tmp_path / "last.ckpt"
+    io_.save_checkpoint({"state_dict": {}, "global_step": 10}, last)
+
+    def disk_full(self, checkpoint, path, storage_options=None):
+        Path(path).write_bytes(b"half a checkpoint")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(TorchCheckpointIO, "save_checkpoint", disk_full)
+    with pytest.raises(OSError):
+        io_.save_checkpoint({"state_dict": {}, "global_step": 20}, last)
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
+    assert torch.load(last, weights_only=True)["global_step"] == 10

@@ -16,13 +16,17 @@ from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Write each checkpoint to a temporary name and rename it: a kill during a save never leaves a truncated
-    last.ckpt behind (the previous one stays valid)."""
+    last.ckpt behind (the previous one stays valid), and a failed save (a full disk) removes its partial file."""
 
     def save_checkpoint(self, checkpoint, path, storage_options=None):
         path = Path(path)
         tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        super().save_checkpoint(checkpoint, tmp, storage_options)
-        os.replace(tmp, path)
+        try:
+            super().save_checkpoint(checkpoint, tmp, storage_options)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
 
 class RNGState(pl.Callback):
