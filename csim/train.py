@@ -88,9 +88,9 @@ def _train(cfg: DictConfig) -> dict:
                                cfg.eval.batch_size, best_path=run_dir / "best_encoder.pt")
     last = pl.callbacks.ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="step{step}", save_top_k=0,
                                         save_last=True, enable_version_counter=False, every_n_train_steps=int(cfg.eval.every_n_steps))
-    digest, clock = tokenizer_digest(module.encoder), WallClock(t0)
+    digest, wall = tokenizer_digest(module.encoder), WallClock(t0)
     trainer = pl.Trainer(**cfg.trainer, logger=build(cfg.logger),
-                         callbacks=[evaluation, RNGState(), TokenizerDigest(digest), clock, last],
+                         callbacks=[evaluation, RNGState(), TokenizerDigest(digest), wall, last],
                          plugins=[AtomicCheckpointIO()], default_root_dir=str(run_dir), enable_model_summary=False)
     ckpt = resume_checkpoint(run_dir / "checkpoints" / "last.ckpt", digest)  # refuses foreign/damaged/other tokenizer
     if int(cfg.trainer.max_steps) != 0:  # max_steps=0: a system with no training step is evaluated as it is
@@ -117,7 +117,7 @@ def _train(cfg: DictConfig) -> dict:
     metrics = {
         "name": cfg.name, "run_dir": str(run_dir), "scale": cfg.scale.name, "seed": int(cfg.seed),
         f"best_{evaluation.monitor}": evaluation.best, "best_step": evaluation.best_step,
-        **test, "steps": int(trainer.global_step), "wall_seconds": round(clock.seconds(), 2),
+        **test, "steps": int(trainer.global_step), "wall_seconds": round(wall.seconds(), 2),
         "git_commit": commit, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "history": evaluation.history,
     }
