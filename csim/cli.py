@@ -22,6 +22,7 @@ USAGE = """usage: csim [-v] <command> [args]
 Tab completion for `csim train` overrides (bash): eval "$(csim train -sc install=bash)"
 """
 COMMANDS = ("train", "eval", "compare", "tables")
+SWEEP_FAILURES: list[str] = []  # the overrides of `-m` jobs refused with a CsimError; the sweep goes on past them
 
 
 _ARGV: list[str] = []  # the program `csim train` was started as (sys.argv[0])
@@ -57,6 +58,11 @@ def _train_app():
             if cause is None:
                 raise
             print(f"csim: error: {cause}", file=sys.stderr, flush=True)
+            from hydra.types import RunMode
+
+            if HydraConfig.get().mode == RunMode.MULTIRUN:  # as Hydra does with a failing job: report it, run the rest
+                SWEEP_FAILURES.append(" ".join(HydraConfig.get().overrides.task))
+                return None
             sys.exit(2)
         return metrics.get(next((k for k in metrics if k.startswith("best_")), ""), None)
 
@@ -99,6 +105,10 @@ def main(argv: list[str] | None = None) -> None:
         _ARGV[:] = sys.argv[:1]
         sys.argv = [sys.argv[0], *rest]
         _train_app()()
+        if SWEEP_FAILURES:
+            print(f"csim: error: {len(SWEEP_FAILURES)} sweep job(s) failed (see above): {'; '.join(SWEEP_FAILURES)}",
+                  file=sys.stderr)
+            sys.exit(2)
     elif cmd == "eval":
         from csim.evaluation.cli import main as eval_main
 

@@ -22,13 +22,15 @@ from csim.evaluation.callback import STSEvaluation
 from csim.evaluation.sts import suite_average
 from csim import verbosity
 from csim.runs import tracking
-from csim.runs.checkpoints import AtomicCheckpointIO, RNGState
+from csim.runs.checkpoints import AtomicCheckpointIO, RNGState, TokenizerDigest, WallClock, resume_checkpoint, \
+    tokenizer_digest
 from csim.runs.timing import PhaseClock
 from csim.runs.identity import run_dir_for
 from csim.runs.model_card import write_model_card
 from csim.errors import CsimError
 from csim.runs.files import copy_tree_atomic, git_commit, read_metrics, write_json_atomic, write_text_atomic
-from csim.validate import validate_config
+from csim.runs.lock import RunLock
+from csim.validate import check_inputs, validate_config, validate_fields
 
 
 def build(node, **kwargs):
@@ -77,12 +79,19 @@ def _barrier() -> None:
 
 
 def train(cfg: DictConfig) -> dict:
-    """Train (or resume, or return the finished) run of `cfg`. Under data parallelism every rank trains; rank 0 alone
-    evaluates, keeps the best weights, tests, exports and writes; the other ranks wait for it after training and
-    return only {"run_dir": ...}."""
+    """Train (or resume, or return the finished result of) the run `cfg` names, holding its directory's lock
+    (csim.runs.lock) throughout: a second process on the same run directory is refused. Under data parallelism every
+    rank trains; rank 0 alone holds the lock, evaluates, keeps the best weights, tests, exports and writes; the other
+    ranks wait for it after training and return only {"run_dir": ...}."""
+    validate_fields(cfg)  # before the name becomes a path
+    cfg = prepare(cfg)
+    with RunLock(cfg.run_dir, enabled=_rank() == 0):
+        return _train(cfg)
+
+
+def _train(cfg: DictConfig) -> dict:
     t0, commit, clock = time.time(), git_commit(), PhaseClock()  # the code this run starts from
     verbosity.configure()
-    cfg = prepare(cfg)
     run_dir = Path(cfg.run_dir)
     done = read_metrics(run_dir)
     if done is not None and cfg.resume:
@@ -96,6 +105,7 @@ def train(cfg: DictConfig) -> dict:
     augment = build(cfg.augment) if cfg.get("augment") else None  # cheap; validates its own fields
     loss = build(cfg.loss) if cfg.get("loss") else None
     validate_config(cfg, loss)
+    check_inputs(cfg)  # every evaluation and test file, before any model is built
 
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     if cfg.get("init_from"):
@@ -119,18 +129,23 @@ def train(cfg: DictConfig) -> dict:
     tracking.start(loggers, cfg)
     options = {k: v for k, v in cfg.trainer.items() if v is not None}  # null: Lightning's default (strategy)
     options["precision"] = trainer_precision(options.get("precision", "32-true"), options.get("accelerator", "auto"))
+    digest, wall = tokenizer_digest(module.encoder), WallClock(t0)
     trainer = pl.Trainer(**options, logger=loggers or False, plugins=[AtomicCheckpointIO()],
-                         callbacks=[evaluation, RNGState(), last, clock, tracking.failure_callback()],
+                         callbacks=[evaluation, RNGState(), TokenizerDigest(digest), wall, last, clock,
+                                    tracking.failure_callback()],
                          default_root_dir=str(run_dir), enable_model_summary=False)
     clock.mark("build")
-    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    # refuses a foreign (pickled code), damaged or other-tokenizer checkpoint with a clear error
+    ckpt = resume_checkpoint(run_dir / "checkpoints" / "last.ckpt", digest) if cfg.resume else None
     if int(cfg.trainer.max_steps) != 0:  # max_steps=0: a system with no training step is evaluated as it is
-        trainer.fit(module, datamodule=data, ckpt_path=str(ckpt) if cfg.resume and ckpt.exists() else None,
-                    weights_only=False)  # our own checkpoint (optimizer state, RNG states), written by this run
+        trainer.fit(module, datamodule=data, ckpt_path=ckpt, weights_only=True)  # tensors and plain values only
         if trainer.global_rank != 0 or _rank() != 0:
             _barrier()  # ranks 1..N-1 (subprocess launcher, torchrun) wait until rank 0 has finished the run
             return {"run_dir": str(run_dir)}  # (a first stage's model/ is then there for the second stage)
         evaluation.restore()  # ddp_spawn: training ran in worker processes; their rank 0 left its state on disk
+        if max(int(trainer.global_step), evaluation.last_step) == 0:  # the data modules refuse this earlier
+            raise CsimError(f"The run {run_dir} ended after 0 training steps, so there is nothing to record; check "
+                            f"the training data and batch_size={cfg.batch_size} (not one batch could be drawn).")
     elif _rank() != 0:
         return {"run_dir": str(run_dir)}
     else:
@@ -155,7 +170,7 @@ def train(cfg: DictConfig) -> dict:
         "name": cfg.name, "run_dir": str(run_dir), "scale": cfg.scale.name, "seed": int(cfg.seed),
         f"best_{evaluation.monitor}": evaluation.best, "best_step": evaluation.best_step,
         **test, **({"sts7_senteval_avg": avg7} if avg7 is not None else {}),
-        "steps": max(int(trainer.global_step), evaluation.last_step), "wall_seconds": round(time.time() - t0, 2),
+        "steps": max(int(trainer.global_step), evaluation.last_step), "wall_seconds": round(wall.seconds(), 2),
         "timing": clock.finish(evaluation.eval_seconds),
         "precision": str(trainer.precision), "devices": int(trainer.world_size), "git_commit": commit,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

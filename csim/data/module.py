@@ -103,6 +103,14 @@ class TrainDataModule(pl.LightningDataModule):
                           persistent_workers=self.num_workers > 0, **resumable_sampling(self, keep_last=True))
 
 
+def describe_source(source) -> str:
+    """A training source (a partial of a reader) in words, for error messages: its reader and files or hub name."""
+    keywords = getattr(source, "keywords", {}) or {}
+    shown = {k: v for k, v in keywords.items() if k not in ("data_dir", "cache_dir") and v is not None}
+    name = getattr(getattr(source, "func", source), "__name__", type(source).__name__)
+    return f"{name}({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
+
+
 def device_batch_size(batch_size: int, world_size: int = 1, accumulate: int = 1) -> int:
     """`batch_size` is the global batch: the examples of one optimizer step, over every device and every
     accumulated micro-batch (as the papers state it: SimCSE's 64 / 512). Each device's loader takes
@@ -121,6 +129,11 @@ def resumable_sampling(dm: pl.LightningDataModule, keep_last: bool = False) -> d
     over the ranks, that, when the trainer was restored from a checkpoint, continues the epoch where that checkpoint
     left it (the restored step says where: each optimizer step consumed `accumulate` batches on every rank).
     keep_last: keep each epoch's last, partial batch when there is one process (never under data parallelism)."""
+    if len(dm.train_set) < dm.batch_size:  # not one full batch: the run would "finish" with 0 steps
+        raise CsimError(f"The training data ({describe_source(dm.source)}) has {len(dm.train_set)} examples (after "
+                        f"data.max_train_examples={getattr(dm, 'max_train_examples', None)}), fewer than "
+                        f"batch_size={dm.batch_size}, so not one full batch can be drawn and the run would train 0 "
+                        f"steps. Give it more data or set batch_size to at most {len(dm.train_set)}.")
     trainer = dm.trainer
     world = int(trainer.world_size) if trainer is not None else 1
     rank = int(trainer.global_rank) if trainer is not None else 0

@@ -21,3 +21,19 @@ def data_path(cfg_or_dir, rel: str, what: str = "data file") -> Path:
             f"that has {rel}."
         )
     return p
+
+
+def check_text_file(path: str | Path, what: str = "data file") -> None:
+    """Raise a CsimError naming `path`:line when the file is empty (0 bytes) or not UTF-8; return otherwise."""
+    path = Path(path)
+    if path.is_file() and path.stat().st_size == 0:
+        raise CsimError(f"The {what} {path} is empty (0 bytes). Point the configuration at a file with one entry "
+                        f"per line, or restore the file from the data layout (`make data`).")
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise CsimError(f"{path}:{lineno}: not valid UTF-8 (byte {raw[e.start]:#04x} at column {e.start + 1} "
+                                f"of the line); csim reads text files as UTF-8. Re-encode the file (e.g. `iconv -f "
+                                f"latin1 -t utf-8`) or remove the line.") from None

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import datasets
+
+from csim.data.paths import check_text_file
 from csim.errors import CsimError
 
 
@@ -31,6 +34,7 @@ def _bad(path: Path, lineno: int, what: str) -> CsimError:
 def read_stsb_file(path: str | Path, low: float = 0.0, high: float = 5.0) -> datasets.Dataset:
     path = Path(path)
     s1, s2, score = [], [], []
+    check_text_file(path, "STS-B file")
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             line = line.rstrip("\n").rstrip("\r")
@@ -77,7 +81,11 @@ STS_VARIANTS = {"raw": "raw", "senteval_tokenized": "senteval_tokenized"}
 
 def read_lines(path: Path) -> list[str]:
     """Lines split on "\\n" only (str.splitlines would also split on form feeds and U+2028 inside sentences)."""
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        check_text_file(path, "STS file")  # raises, naming the line
+        raise
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()

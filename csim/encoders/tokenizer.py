@@ -1,5 +1,8 @@
-"""Tokenizers: a pretrained one by name or path (hub or local), or a WordPiece trained on a corpus with the
-`tokenizers` library and cached (what the smoke scale and an offline mini encoder without BERT's vocabulary use)."""
+"""Tokenizers: a pretrained one by name or path (hub or local), a WordPiece vocabulary file (the smoke scale's, shipped
+in csim/encoders/vocab/), or a WordPiece trained on a corpus with the `tokenizers` library and cached (an offline mini
+encoder without BERT's vocabulary). Training is not deterministic: `tokenizers` breaks ties between equally frequent
+merges in hash order, so two fresh caches give different token ids (and so different results) for the same corpus.
+That is why the smoke scale ships its vocabulary as a file (trained once that way) instead of training it."""
 
 from __future__ import annotations
 
@@ -9,12 +12,24 @@ from pathlib import Path
 
 from transformers import AutoTokenizer, BertTokenizerFast, PreTrainedTokenizerBase
 
+VOCAB_DIR = Path(__file__).resolve().parent / "vocab"
+
 
 def get_tokenizer(name_or_path: str | None = None, train_file: str | None = None, vocab_size: int = 8000,
-                  data_dir: str = "data", cache_dir: str = "cache", offline_copies: list[str] = ()) -> PreTrainedTokenizerBase:
+                  data_dir: str = "data", cache_dir: str = "cache", offline_copies: list[str] = (),
+                  vocab_file: str | None = None) -> PreTrainedTokenizerBase:
     """`name_or_path` (a local folder, or a hub name when the hub or its cache has it) wins; then the first existing
     folder of `offline_copies` (local copies of that same tokenizer); otherwise a WordPiece trained on `train_file`
-    (relative to the data directory) with the `tokenizers` library, cached under `<cache_dir>/tokenizers/<hash>`."""
+    (relative to the data directory) with the `tokenizers` library, cached under `<cache_dir>/tokenizers/<hash>`.
+    `vocab_file` (a path, or a file name in csim/encoders/vocab/) gives a lower-cased WordPiece with that vocabulary."""
+    if vocab_file:
+        path = Path(vocab_file) if os.path.isabs(vocab_file) else VOCAB_DIR / vocab_file
+        if not path.is_file():
+            from csim.errors import CsimError
+
+            raise CsimError(f"encoder.tokenizer.vocab_file={vocab_file!r}: {path} does not exist; give a WordPiece "
+                            f"vocab.txt path or one of {sorted(p.name for p in VOCAB_DIR.glob('*.txt'))}.")
+        return BertTokenizerFast(vocab=str(path), do_lower_case=True)
     if name_or_path:
         from csim.hub import hub_reachable, in_hf_cache
 

@@ -61,7 +61,7 @@ class STSEvaluation(pl.Callback):
         if metrics[self.monitor] > self.best:
             self.best, self.best_step = metrics[self.monitor], step
             if self.best_path is not None:
-                tmp = self.best_path.with_name(self.best_path.name + ".tmp")
+                tmp = self.best_path.with_name(f"{self.best_path.name}.tmp{os.getpid()}")
                 torch.save(pl_module.encoder.state_dict(), tmp)
                 os.replace(tmp, self.best_path)
         took = time.perf_counter() - t0
@@ -100,7 +100,9 @@ class STSEvaluation(pl.Callback):
             metrics.update(geometry_only(encoder, self.geometry_data, self.geometry_task, batch_size=self.batch_size))
         return metrics
 
-    def on_train_end(self, trainer, pl_module):
+    def on_fit_end(self, trainer, pl_module):
+        # on_fit_end, not on_train_end: a run killed after its last step resumes with nothing left to train, and
+        # Lightning then skips on_train_end, which lost the plot
         if not (self.geometry_task and trainer.is_global_zero):
             return
         from csim.evaluation.geometry import plot_trajectory

@@ -83,7 +83,7 @@ def atomic_dir(directory: str | Path):
     """Build a folder under a temporary name and rename it into place only when the block succeeds: a reader never
     sees a half-written model folder, and a failure leaves the previous one as it was."""
     directory = Path(directory)
-    tmp = directory.with_name(directory.name + ".tmp")
+    tmp = directory.with_name(f"{directory.name}.tmp{os.getpid()}")  # per process: two writers never share it
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
@@ -97,10 +97,10 @@ def atomic_dir(directory: str | Path):
 
 def copy_tree_atomic(src: str | Path, dst: str | Path) -> None:
     dst = Path(dst)
-    tmp = dst.with_name(dst.name + ".tmp")
+    tmp = dst.with_name(f"{dst.name}.tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(src, tmp)
-    old = dst.with_name(dst.name + ".old")
+    old = dst.with_name(f"{dst.name}.old{os.getpid()}")
     if dst.exists():
         shutil.rmtree(old, ignore_errors=True)
         os.replace(dst, old)

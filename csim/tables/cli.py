@@ -8,6 +8,7 @@ from pathlib import Path
 
 from csim.config import CONF_DIR
 from csim.errors import CsimError
+from csim.runs.lock import RunLock
 from csim.tables.runner import run_tables
 from csim.tables.spec import load_specs
 
@@ -81,9 +82,10 @@ def main(argv: list[str] | None = None) -> None:
                             f"hydra/launcher=submitit_slurm | submitit_local | joblib | ray.")
         names = [n for arg in args.table or [] for n in arg.split(",") if n]
         specs = load_specs(args.tables_dir, names or None)
-        summary = run_tables(specs, scale, _seeds(args.seeds or _scale_seeds(scale)), Path(args.results_dir), run_overrides,
-                             dry_run=args.dry_run, no_train=args.no_train, jobs=args.jobs, launcher=launcher,
-                             print_commands=args.print_commands)
+        with RunLock(Path(args.results_dir) / scale, enabled=not args.dry_run, what="tables results folder"):
+            summary = run_tables(specs, scale, _seeds(args.seeds or _scale_seeds(scale)), Path(args.results_dir),
+                                 run_overrides, dry_run=args.dry_run, no_train=args.no_train, jobs=args.jobs,
+                                 launcher=launcher, print_commands=args.print_commands)
     except CsimError as e:
         print(f"csim: error: {e}", file=sys.stderr)
         sys.exit(2)
