@@ -237,7 +237,7 @@ def test_tab_completion_and_help(tmp_path, cache_dir):
 
 
 def test_eval_writes_mteb_results_quietly(sweep_2x2, tmp_path, capfd):
-    """`csim eval RUN --mteb-json DIR`: MTEB's TaskResult files with the run's own scores (fractions); no load report
+    """`csim eval RUN --protocol mteb --mteb-json DIR`: MTEB's TaskResult files with the run's own scores (fractions); no load report
     or progress bars on the way; a capped evaluation is refused before any work (it is not MTEB's protocol)."""
     from csim.cli import main
 
@@ -245,7 +245,7 @@ def test_eval_writes_mteb_results_quietly(sweep_2x2, tmp_path, capfd):
     run = dirs[0]
     metrics = json.loads((run / "metrics.json").read_text())
     capfd.readouterr()
-    main(["eval", str(run), "--tasks", "stsb_test", "stsb_dev", "--data-dir", str(DATA), "--out",
+    main(["eval", str(run), "--protocol", "mteb", "--tasks", "stsb_test", "stsb_dev", "--data-dir", str(DATA), "--out",
           str(tmp_path / "e.json"), "--mteb-json", str(tmp_path / "mteb")])
     seen = capfd.readouterr()
     assert "LOAD REPORT" not in seen.out + seen.err and "examples/s" not in seen.out + seen.err
@@ -259,6 +259,7 @@ def test_eval_writes_mteb_results_quietly(sweep_2x2, tmp_path, capfd):
     assert test["hf_subset"] == "default" and test["languages"] == ["eng-Latn"]
     assert (f.parent / "model_meta.json").exists()
     assert metrics["run_dir"] == str(run)
-    with pytest.raises(SystemExit):
-        main(["eval", str(run), "--tasks", "stsb_test", "--max-pairs", "10", "--mteb-json", str(tmp_path / "m2")])
-    assert "--aggregate all" in capfd.readouterr().err and not (tmp_path / "m2").exists()
+    for bad in (["--protocol", "mteb", "--max-pairs", "10"], ["--protocol", "senteval"]):
+        with pytest.raises(SystemExit):
+            main(["eval", str(run), "--tasks", "stsb_test", *bad, "--mteb-json", str(tmp_path / "m2")])
+        assert "--protocol mteb" in capfd.readouterr().err and not (tmp_path / "m2").exists()

@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "run, else <output root>/eval/<model>/<protocol>_<text>_<aggregate>.json)")
     ap.add_argument("--mteb-json", default=None, metavar="DIR",
                     help="also write the scores in MTEB's result format: DIR/<model>/no_revision_available/<Task>.json "
-                         "(needs --aggregate all --text official, no --max-pairs: MTEB's protocol)")
+                         "(needs --protocol mteb and no --max-pairs: MTEB's protocol)")
     ap.add_argument("--subsets", action="store_true", help="also print the per-subset Spearmans of STS12-16")
     ap.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
@@ -228,7 +228,8 @@ def main(argv: list[str] | None = None) -> dict | None:
         if args.mteb_json:
             from csim.evaluation.mteb_format import check_protocol
 
-            check_protocol(args.aggregate, args.text, args.max_pairs)  # before any work
+            resolve_protocol(args)  # the protocol's text and aggregation, as the evaluation will use them
+            check_protocol(args.protocol, args.aggregate, args.text, args.max_pairs)  # before any work
         result, loaded = run_eval(args)
         out = Path(args.out) if args.out else default_out(args, loaded)
         write_json_atomic(out, result)

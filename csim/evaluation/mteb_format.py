@@ -4,8 +4,9 @@ the MTEB leaderboard's results repository next to other models' results.
 Layout and fields follow MTEB's TaskResult files (mteb >= 1.11): DIR/<model>/no_revision_available/<Task>.json with
 `task_name`, `dataset_revision`, `mteb_version`, `evaluation_time` and `scores` = {split: [{"main_score",
 "cosine_spearman", "hf_subset": "default", "languages": ["eng-Latn"]}]}, scores as fractions (0-1), plus
-model_meta.json. MTEB's STS protocol is the cosine Spearman over all of a task's pairs, which is csim's
-`--aggregate all` on the released text, uncapped; other settings are refused rather than written under MTEB's names.
+model_meta.json. MTEB's STS protocol is csim's `--protocol mteb` (the cosine Spearman over all of a task's pairs of
+the released text, SICK-R as all its 9,927 pairs: `sickr_all`), uncapped; other settings are refused rather than
+written under MTEB's task names.
 csim reads its own copy of the data (the data layout), not MTEB's hub datasets, so `dataset_revision` names that
 (`csim-data/<text>`) rather than a hub revision.
 """
@@ -22,20 +23,23 @@ MTEB_FORMAT_VERSION = "1.12.0"  # the TaskResult layout written here (scores as 
 # csim task -> (MTEB task name, split)
 MTEB_TASKS = {"sts12": ("STS12", "test"), "sts13": ("STS13", "test"), "sts14": ("STS14", "test"),
               "sts15": ("STS15", "test"), "sts16": ("STS16", "test"), "stsb_test": ("STSBenchmark", "test"),
-              "stsb_dev": ("STSBenchmark", "validation"), "sickr_test": ("SICK-R", "test")}
+              "stsb_dev": ("STSBenchmark", "validation"), "sickr_all": ("SICK-R", "test")}  # mteb/sickr-sts: all pairs
 
 
-def check_protocol(aggregate: str, text: str, max_pairs) -> None:
-    if aggregate != "all" or text != "official" or max_pairs:
+def check_protocol(protocol: str, aggregate: str, text: str, max_pairs) -> None:
+    """Refuse, before any work, an evaluation whose scores would not be MTEB's (the args after the protocol's
+    defaults are filled in)."""
+    if protocol != "mteb" or aggregate != "all" or text != "official" or max_pairs:
         raise CsimError(f"--mteb-json: MTEB scores each STS task as one cosine Spearman over all its pairs of the "
-                        f"released text; this evaluation used --aggregate {aggregate} --text {text}"
-                        f"{f' --max-pairs {max_pairs}' if max_pairs else ''}. Rerun with --aggregate all --text "
-                        f"official and no --max-pairs to write MTEB results.")
+                        f"released text (SICK-R: all 9,927 pairs); this evaluation is --protocol {protocol} "
+                        f"--aggregate {aggregate} --text {text}{f' --max-pairs {max_pairs}' if max_pairs else ''}. "
+                        f"Rerun with --protocol mteb (its defaults: --aggregate all --text official) and no "
+                        f"--max-pairs to write MTEB results.")
 
 
 def write_mteb_results(result: dict, out_dir: Path, model_name: str) -> list[Path]:
     """Write one MTEB TaskResult file per MTEB task covered by `result` (a `csim eval` result); -> the files."""
-    check_protocol(result["aggregate"], result["text"], result.get("max_pairs"))
+    check_protocol(result.get("protocol", "mteb"), result["aggregate"], result["text"], result.get("max_pairs"))
     folder = Path(out_dir) / re.sub(r"[^A-Za-z0-9._-]+", "__", model_name).strip("_") / "no_revision_available"
     by_task: dict[str, dict] = {}
     for task in result["tasks"]:

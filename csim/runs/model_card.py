@@ -35,7 +35,8 @@ def render(cfg: DictConfig, metrics: dict, version: str, commit: str) -> str:
     scores = [(k, v) for k, v in metrics.items() if k.endswith("_spearman") and isinstance(v, (int, float))]
     cap = cfg.eval.get("max_pairs")
     protocol = (f"Spearman correlation x 100 between the cosine similarity of the two sentences' embeddings and the "
-                f"gold score (csim.evaluation.sts). `best_*` is the best of the dev evaluations every "
+                f"gold score (csim.evaluation.sts), on the {cfg.eval.get('text', 'official')} text of each task "
+                f"(official: the released sentences; senteval: SentEval's tokenized copy). `best_*` is the best of the dev evaluations every "
                 f"{cfg.eval.every_n_steps} steps (at step {metrics.get('best_step')}); the test scores are those of "
                 + ("that best-dev checkpoint, which is also the exported model" if cfg.eval.get("select_best", True)
                    else "the final weights, which are the exported model")
