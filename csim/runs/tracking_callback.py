@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytorch_lightning as pl
-
-from csim.runs.tracking import _wandb_loggers
+from pytorch_lightning.loggers import WandbLogger
 
 
 class FinishLoggersOnError(pl.Callback):
     def on_exception(self, trainer, pl_module, exception):
-        for lg in _wandb_loggers(trainer.loggers):
+        for lg in (lg for lg in trainer.loggers if isinstance(lg, WandbLogger)):
             lg.experiment.finish(exit_code=1)

@@ -161,6 +161,9 @@ def gpu_queue(jobs: int, ctx):
 if __name__ == "__main__":
     import hydra
 
+    from csim.config import install_scale_layer
     from csim.tables.launch import run_cell as _job  # by its module name, so launchers pickle it by reference
+
+    install_scale_layer()  # before the app: the config loader Hydra creates for it (and compose_run reuses) is scaled
 
     hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")(_job)()
