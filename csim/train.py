@@ -8,6 +8,7 @@ returns the finished result without recomputing (what `csim tables` relies on).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -84,6 +85,10 @@ def train(cfg: DictConfig) -> dict:
     rank trains; rank 0 alone holds the lock, evaluates, keeps the best weights, tests, exports and writes; the other
     ranks wait for it after training and return only {"run_dir": ...}."""
     validate_fields(cfg)  # before the name becomes a path
+    if _rank() > 0 and not ({"TORCHELASTIC_RUN_ID", "SLURM_PROCID"} & set(os.environ)):
+        from csim.runs.processes import die_with_parent
+
+        die_with_parent()  # a rank started by Lightning's subprocess launcher: it must not outlive rank 0
     cfg = prepare(cfg)
     with RunLock(cfg.run_dir, enabled=_rank() == 0):
         return _train(cfg)

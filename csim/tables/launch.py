@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from csim.config import CONF_DIR
+from csim.runs.processes import die_with_parent
 
 LAUNCHER_PREFIXES = ("hydra/", "hydra.", "+hydra.", "+hydra/")
 
@@ -114,20 +115,6 @@ def run_cell(cfg) -> str | None:
         print(f"csim: cell {overrides}: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
         return str(e)
     return None
-
-
-def die_with_parent() -> None:
-    """Linux: this process gets SIGKILL when the process that started it dies (killed or not), so no worker keeps
-    training queued cells after `csim tables` is gone. Elsewhere a no-op."""
-    if sys.platform != "linux":
-        return
-    import ctypes
-    import signal
-
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:
-        return
 
 
 def init_worker(parent: int, devices) -> None:
