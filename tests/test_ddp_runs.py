@@ -38,6 +38,17 @@ def _numbers(run_dirs: list[Path]) -> dict:
                                                       for h in m["history"]]}
 
 
+def left_behind(pgid: int, seconds: float) -> list[int]:
+    """Wait up to `seconds` for a killed process group to end; SIGKILL and return whatever of it is still alive."""
+    deadline = time.time() + seconds
+    while _alive(pgid) and time.time() < deadline:
+        time.sleep(0.2)
+    left = _alive(pgid)
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    return left
+
+
 def _alive(pgid: int) -> list[int]:
     """Live (not zombie) processes of a process group."""
     pids = []
@@ -82,12 +93,7 @@ def test_sigkill_mid_run_resumes_to_the_uninterrupted_numbers(reference, tmp_pat
     assert ckpt is not None, "the run finished or failed before its first checkpoint"
     proc.send_signal(signal.SIGKILL)  # rank 0 only: rank 1 must not outlive it
     proc.wait()
-    deadline = time.time() + 120
-    while _alive(proc.pid) and time.time() < deadline:
-        time.sleep(0.2)
-    left = _alive(proc.pid)
-    for pid in left:
-        os.kill(pid, signal.SIGKILL)
+    left = left_behind(proc.pid, 120)
     assert not left, f"processes left behind by the killed run: {left}"
     assert not (ckpt.parent.parent / "metrics.json").exists()
     subprocess.run(_cmd(tmp_path, cache, "ddp"), cwd=ROOT, env=_env(), check=True, timeout=600,

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import DATA, ROOT
-from test_ddp_runs import _alive, _env
+from test_ddp_runs import _alive, _env, left_behind
 from test_tables import FAST, read_csv
 
 SPEC = """\
@@ -172,12 +172,7 @@ def test_killed_runner_leaves_no_worker_behind(tmp_path, cache_dir, sig):
     assert len(_alive(proc.pid)) >= 3  # the runner and its two workers (and multiprocessing's resource tracker)
     proc.send_signal(sig)
     proc.wait()
-    deadline = time.time() + 60
-    while _alive(proc.pid) and time.time() < deadline:
-        time.sleep(0.2)
-    left = _alive(proc.pid)
-    for pid in left:
-        os.kill(pid, signal.SIGKILL)
+    left = left_behind(proc.pid, 60)
     assert not left, f"processes left behind by the killed runner: {left}"
 
 
