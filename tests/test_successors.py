@@ -228,7 +228,10 @@ def test_successors_table_composes_and_runs_every_row_at_smoke_scale(tmp_path, c
     md = (tmp_path / "results" / "smoke" / "successors.md").read_text()
     assert "Rank agreement" in md and "7-task avg 78.27" in md
     assert float(rows["DiffCSE (conditional replaced-token detection)"]["paper"]) == 80.59
-    for name in ("esimcse", "consert", "mixcse", "gs_infonce", "symmetric_infonce", "promptbert", "diffcse"):
+    m3 = [r for label, r in rows.items() if label.startswith("M3-style")]
+    assert len(m3) == 4 and all(r["paper"] == "" for r in m3)
+    assert len({d.name for d in (tmp_path / "outputs" / "runs").iterdir() if d.name.startswith("m3-")}) == 4
+    for name in ("esimcse", "consert", "mixcse", "gs_infonce", "symmetric_infonce", "promptbert", "diffcse", "m3"):
         assert any(d.name.startswith(f"{name}-") for d in (tmp_path / "outputs" / "runs").iterdir())
 
 
