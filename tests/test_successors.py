@@ -227,7 +227,11 @@ def test_successors_table_composes_and_runs_every_row_at_smoke_scale(tmp_path, c
     assert float(rows["ESimCSE (word repetition + momentum queue)"]["paper"]) == 80.17
     md = (tmp_path / "results" / "smoke" / "successors.md").read_text()
     assert "Rank agreement" in md and "7-task avg 78.27" in md
-    for name in ("esimcse", "consert", "mixcse", "gs_infonce", "symmetric_infonce", "promptbert"):
+    assert float(rows["DiffCSE (conditional replaced-token detection)"]["paper"]) == 80.59
+    m3 = [r for label, r in rows.items() if label.startswith("M3-style")]
+    assert len(m3) == 4 and all(r["paper"] == "" for r in m3)
+    assert len({d.name for d in (tmp_path / "outputs" / "runs").iterdir() if d.name.startswith("m3-")}) == 4
+    for name in ("esimcse", "consert", "mixcse", "gs_infonce", "symmetric_infonce", "promptbert", "diffcse", "m3"):
         assert any(d.name.startswith(f"{name}-") for d in (tmp_path / "outputs" / "runs").iterdir())
 
 
@@ -237,6 +241,7 @@ def test_successors_table_composes_and_runs_every_row_at_smoke_scale(tmp_path, c
     ("esimcse", "csim.modules.momentum_queue.MomentumQueueModule.training_step"),   # the queue and momentum encoder
     ("gs_infonce", "csim.losses.gs_infonce.GaussianSmoothedInfoNCE.forward"),      # the noise's generator state
     ("consert", "csim.modules.consert.ConSERTModule.embed_views"),                 # the views' generator state
+    ("diffcse", "csim.modules.diffcse.DiffCSEModule.training_step"),               # the masks' generator state
 ])
 def test_interrupted_run_resumes_to_the_same_numbers(exp, target, run_smoke, tmp_path, monkeypatch):
     """A run that dies after its step-10 checkpoint resumes from it (queue, momentum encoder and generator states

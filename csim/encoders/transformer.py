@@ -44,6 +44,9 @@ class TransformerEncoder(SentenceEncoder):
     pooler: cls | cls_before_pooler | mean | first_last_avg
     mlp: for pooler=cls, SimCSE's randomly initialised Linear(d, d)+Tanh over [CLS]: "train_only" (unsup SimCSE:
          used in training, not at evaluation), "always" (sup SimCSE), or "none".
+    mlp_type: null (SimCSE's Linear+Tanh) or "batchnorm": DiffCSE's --batchnorm head (voidism/DiffCSE,
+         diffcse/models.py ProjectionMLP: Linear(d, 2d, no bias), BatchNorm, ReLU, Linear(2d, d, no bias),
+         BatchNorm without affine); training only (mlp=train_only), as in DiffCSE's run_diffcse.sh.
     dropout: overrides the model's dropout probabilities (null keeps the checkpoint's).
     max_length: training truncation (the recipe's max_seq_length: SimCSE's 32).
     eval_max_length: truncation when embedding for evaluation (`encode`); null: every token the model can read (its
@@ -57,12 +60,18 @@ class TransformerEncoder(SentenceEncoder):
     def __init__(self, model_name: str | None = None, pooler: str = "cls", mlp: str = "train_only",
                  dropout: float | None = None, max_length: int = 32, random_init: dict | None = None,
                  tokenizer: dict | None = None, data_dir: str = "data", cache_dir: str = "cache",
-                 unpad: bool = True, eval_max_length: int | None = None):
+                 unpad: bool = True, eval_max_length: int | None = None, mlp_type: str | None = None):
         super().__init__()
         if pooler not in POOLERS:
             raise CsimError(f"encoder.pooler={pooler!r} is not a pooler; choose one of {', '.join(POOLERS)}.")
         if mlp not in ("train_only", "always", "none"):
             raise CsimError(f"encoder.mlp={mlp!r}: choose train_only, always or none.")
+        if mlp_type not in (None, "tanh", "batchnorm"):
+            raise CsimError(f"encoder.mlp_type={mlp_type!r}: choose null (SimCSE's Linear+Tanh) or batchnorm "
+                            f"(DiffCSE's projection head).")
+        if mlp_type == "batchnorm" and mlp != "train_only":
+            raise CsimError(f"encoder.mlp_type=batchnorm is a training-only head (DiffCSE's --batchnorm with "
+                            f"--mlp_only_train); set encoder.mlp=train_only (got {mlp!r}).")
         if dropout is not None and not (0.0 <= dropout < 1.0):
             raise CsimError(f"encoder.dropout={dropout} must be in [0, 1).")
         self.pooler, self.mlp_mode, self.max_length = pooler, mlp, max_length
@@ -97,6 +106,11 @@ class TransformerEncoder(SentenceEncoder):
             # init_weights, simcse/models.py:93-95): weights N(0, initializer_range = 0.02), bias 0
             nn.init.normal_(self.mlp[0].weight, std=float(getattr(self.model.config, "initializer_range", 0.02)))
             nn.init.zeros_(self.mlp[0].bias)
+        if self.mlp is not None and mlp_type == "batchnorm":
+            self.mlp = nn.Sequential(nn.Linear(d, 2 * d, bias=False), nn.BatchNorm1d(2 * d), nn.ReLU(inplace=True),
+                                     nn.Linear(2 * d, d, bias=False), nn.BatchNorm1d(d, affine=False))
+            for lin in (self.mlp[0], self.mlp[3]):  # BertForCL.init_weights (cl_init) reaches these Linear layers
+                nn.init.normal_(lin.weight, std=float(getattr(self.model.config, "initializer_range", 0.02)))
 
     def tokenize(self, texts: list[str], max_length: int | None = None) -> dict[str, list]:
         """Token ids, truncated at `max_length` (default: the training max_length)."""

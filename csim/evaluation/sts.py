@@ -73,7 +73,8 @@ def evaluate_sts(model, dataset, prefix: str, batch_size: int = 128, aggregate: 
         from csim.evaluation.geometry import pair_geometry
 
         a, b = pair_embeddings(model, s1, s2, batch_size)
-        pred = torch.nn.functional.cosine_similarity(a, b, dim=-1).numpy()
+        pred = torch.nn.functional.cosine_similarity(a, b, dim=-1).numpy() \
+            if getattr(model, "pair_scores_are_cosine", True) else model.score_pairs(s1, s2, batch_size=batch_size)
         geo = pair_geometry(s1, s2, a, b, gold, prefix)
     else:
         pred, geo = model.score_pairs(s1, s2, batch_size=batch_size), {}
