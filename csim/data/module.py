@@ -129,11 +129,12 @@ def resumable_sampling(dm: pl.LightningDataModule, keep_last: bool = False) -> d
     over the ranks, that, when the trainer was restored from a checkpoint, continues the epoch where that checkpoint
     left it (the restored step says where: each optimizer step consumed `accumulate` batches on every rank).
     keep_last: keep each epoch's last, partial batch when there is one process (never under data parallelism)."""
-    if len(dm.train_set) < dm.batch_size:  # not one full batch: the run would "finish" with 0 steps
+    if len(dm.train_set) < dm.batch_size:  # not one full batch: a run of partial batches, or of 0 steps
         raise CsimError(f"The training data ({describe_source(dm.source)}) has {len(dm.train_set)} examples (after "
                         f"data.max_train_examples={getattr(dm, 'max_train_examples', None)}), fewer than "
-                        f"batch_size={dm.batch_size}, so not one full batch can be drawn and the run would train 0 "
-                        f"steps. Give it more data or set batch_size to at most {len(dm.train_set)}.")
+                        f"batch_size={dm.batch_size}, so not one full batch can be drawn: every step would see fewer "
+                        f"examples than the recipe's batch, and where partial batches are dropped (data parallelism, "
+                        f"MLM pretraining) the run would train 0 steps. Give it more data or set batch_size to at most {len(dm.train_set)}.")
     trainer = dm.trainer
     world = int(trainer.world_size) if trainer is not None else 1
     rank = int(trainer.global_rank) if trainer is not None else 0
