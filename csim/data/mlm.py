@@ -36,17 +36,25 @@ class MLMDataModule(pl.LightningDataModule):
         banned = eval_sentences(self.data_dir, list(TASKS))
         # explicit fingerprint: hashing the closure's set is not stable across processes (string hash seeds)
         key = hashlib.sha256("\n".join(sorted(banned)).encode()).hexdigest()[:16]
-        raw = raw.filter(lambda b: [normalise_sentence(t) not in banned for t in b["text"]], batched=True,
-                         new_fingerprint=f"{raw._fingerprint}-no-eval-{key}")
+        columns = [c for c in ("text", "text_b") if c in raw.column_names]
+        raw = raw.filter(lambda b: [all(normalise_sentence(t) not in banned for t in ts)
+                                    for ts in zip(*(b[c] for c in columns))], batched=True,
+                         new_fingerprint=f"{raw._fingerprint}-no-eval-{key}-{len(columns)}")
         split = raw.train_test_split(test_size=self.heldout, seed=self.seed, shuffle=True)
         train = split["train"]
         if self.max_train_examples is not None and len(train) > self.max_train_examples:
             train = train.select(range(self.max_train_examples))
         enc = self.encoder
-        tok = lambda b: enc.tokenize(b["text"])  # noqa: E731
-        self.train_set = train.map(tok, batched=True, remove_columns=["text"], desc="tokenize",
+        if "text_b" in columns:  # sentence pairs (next-sentence prediction): [CLS] a [SEP] b [SEP], token types 0/1
+            def tok(b):
+                out = enc.tokenizer(b["text"], b["text_b"], truncation="longest_first", max_length=enc.max_length,
+                                    return_attention_mask=False)
+                return {"input_ids": out["input_ids"], "token_type_ids": out["token_type_ids"]}
+        else:
+            tok = lambda b: enc.tokenize(b["text"])  # noqa: E731
+        self.train_set = train.map(tok, batched=True, remove_columns=columns, desc="tokenize",
                                    new_fingerprint=f"{train._fingerprint}-{enc.token_key()}")
-        val = split["test"].map(tok, batched=True, remove_columns=["text"],
+        val = split["test"].map(tok, batched=True, remove_columns=columns,
                                 new_fingerprint=f"{split['test']._fingerprint}-{enc.token_key()}")
         # fixed masks for the held-out set, so its curve compares like with like
         g = torch.get_rng_state()
@@ -56,10 +64,13 @@ class MLMDataModule(pl.LightningDataModule):
         torch.set_rng_state(g)
 
     def _collate(self, rows):
-        b = self.collator([{"input_ids": r["input_ids"]} for r in rows])  # right-padded, then masked
+        keys = [k for k in ("input_ids", "token_type_ids") if k in rows[0]]
+        b = self.collator([{k: r[k] for k in keys} for r in rows])  # right-padded (token type 0), then masked
         # the mask comes from the lengths, not from input_ids != [PAD]: the 10% random replacements can draw [PAD]
         lengths = torch.tensor([len(r["input_ids"]) for r in rows])
         b["attention_mask"] = (torch.arange(b["input_ids"].shape[1])[None, :] < lengths[:, None]).long()
+        if "next_sentence_label" in rows[0]:
+            b["next_sentence_label"] = torch.tensor([r["next_sentence_label"] for r in rows])
         return b
 
     def train_dataloader(self):

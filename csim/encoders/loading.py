@@ -2,7 +2,8 @@
 
 MODEL may be
   - a csim run directory (`outputs/runs/<name>-<hash>/` with config.yaml and model/): its model/ folder;
-  - a folder csim exported (csim_pooler.json: pooler, MLP mode, max length; csim_mlp.pt: the MLP weights);
+  - a folder csim exported (csim_pooler.json: pooler, MLP mode, max length; csim_mlp.pt: the MLP weights), or a
+    PromptBERT export (csim_prompt.json: templates, MLP mode; its embedding is the template's [MASK] state);
   - a sentence-transformers folder (modules.json: Transformer -> [WeightedLayerPooling] -> Pooling -> [Dense] ->
     [Normalize]); its pooling and max_seq_length are read from it;
   - a Hugging Face model folder or hub name (the hub when reachable, else its local cache); a hub name that is a
@@ -158,6 +159,8 @@ def load_model(model: str, pooler: str | None = None, max_length: int | None = N
         run_dir, folder = str(folder), folder / "model"
     notes: list[str] = []
     mlp_state = None
+    if (folder / "csim_prompt.json").is_file():
+        return _load_prompt(folder, run_dir, pooler, max_length)
     if (folder / "csim_pooler.json").is_file():
         info = _json(folder / "csim_pooler.json", "csim pooler config")
         kind, tdir = ("csim_run" if run_dir else "csim_export"), folder
@@ -201,3 +204,26 @@ def load_model(model: str, pooler: str | None = None, max_length: int | None = N
     enc.eval()
     return LoadedModel(enc, kind, str(tdir), use_pooler, enc.mlp_mode if enc.mlp is not None else "none",
                        enc.eval_max_length, run_dir, notes)
+
+
+def _load_prompt(folder: Path, run_dir: str | None, pooler: str | None, max_length: int | None) -> LoadedModel:
+    """A PromptBERT export (csim.encoders.prompt.PromptEncoder.save): the first template's [MASK] state, as in
+    training-time evaluation; no other pooler applies to it."""
+    from csim.encoders.prompt import PromptEncoder
+
+    info = _json(folder / "csim_prompt.json", "PromptBERT config")
+    if pooler is not None and pooler != "mask":
+        raise CsimError(f"{folder / 'csim_prompt.json'}: a PromptBERT model's embedding is its template's [MASK] state, "
+                        f"so --pooler {pooler} does not apply; leave --pooler out.")
+    mlp = info.get("mlp", "train_only")
+    if mlp == "always" and not (folder / "csim_mlp.pt").is_file():
+        raise CsimError(f"{folder}: csim_prompt.json says mlp=always but csim_mlp.pt is missing; re-export it.")
+    enc = PromptEncoder(model_name=str(folder), templates=info["templates"], mlp=mlp, dropout=None,
+                        max_length=int(max_length or info.get("eval_max_length") or 512),
+                        eval_max_length=max_length or info.get("eval_max_length"))
+    if mlp == "always":
+        enc.mlp.load_state_dict(torch.load(folder / "csim_mlp.pt", weights_only=True))
+    enc.eval()
+    return LoadedModel(enc, "csim_run" if run_dir else "csim_export", str(folder), "mask",
+                       mlp if mlp == "always" else "none", enc.eval_max_length, run_dir,
+                       [f"PromptBERT template: {info['templates'][0]}"])

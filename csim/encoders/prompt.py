@@ -89,12 +89,14 @@ class PromptEncoder(TransformerEncoder):
 
     def save(self, directory) -> None:
         """A Hugging Face folder (config, weights, tokenizer) and csim_prompt.json (templates, MLP mode, max length).
-        No sentence-transformers folder: its poolers have no template [MASK] state."""
+        No sentence-transformers folder: its poolers have no template [MASK] state; `csim eval` loads it
+        (csim.encoders.loading)."""
         with atomic_dir(directory) as tmp:
             self.model.save_pretrained(str(tmp))
             self.tokenizer.save_pretrained(str(tmp))
             with open(tmp / "csim_prompt.json", "w") as f:
+                # eval_max_length: the sentence's tokens read at evaluation (every token); max_length: training's cut
                 json.dump({"pooler": "mask", "templates": self.templates, "mlp": self.mlp_mode,
-                           "max_length": self.max_length}, f)
+                           "max_length": self.max_length, "eval_max_length": self.eval_max_length}, f)
             if self.mlp is not None:
                 torch.save(self.mlp.state_dict(), tmp / "csim_mlp.pt")

@@ -137,14 +137,15 @@ def _layer(layer, x: torch.Tensor, idx: torch.Tensor | None, shape: tuple[int, i
 
 
 def last_states(model: BertModel, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                positions: torch.Tensor | None = None) -> torch.Tensor:
+                positions: torch.Tensor | None = None, token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
     """Last-layer states of a right-padded batch: of every real token, packed (T, d) in row-major order, or, given
     `positions` (ascending flat indices b * L + t of real tokens), of those tokens only, in that order — the last
-    layer then computes its queries, attention output and FFN at those positions alone."""
+    layer then computes its queries, attention output and FFN at those positions alone. token_type_ids: segment
+    ids (None: all 0, one segment)."""
     B, L = input_ids.shape
     mask = attention_mask.bool()
     idx = mask.reshape(-1).nonzero().squeeze(1)  # packed token -> flat padded position
-    x = model.embeddings(input_ids=input_ids).reshape(B * L, -1)
+    x = model.embeddings(input_ids=input_ids, token_type_ids=token_type_ids).reshape(B * L, -1)
     if len(idx) == B * L:  # no padding (equal lengths, common in length-sorted encoding): no scatter, no mask
         key_mask, idx_or_none = None, None
     else:

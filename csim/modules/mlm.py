@@ -5,8 +5,12 @@ projection computed only at masked positions (projecting every position onto a 3
 the rest of the step on a CPU); with `encoder.unpad` the body runs over the real tokens only and its last layer at the
 masked positions only (csim/encoders/unpadded.py). Token embeddings can start from GloVe: each whole-word WordPiece
 token that GloVe knows gets its vector through a fixed random orthonormal projection to the hidden size, and
-`word_embedding_lr_scale` sets their learning rate relative to the rest. Saved as a normal HF folder with its MLM head
-(BertForMaskedLM), so AutoModel and AutoModelForMaskedLM both load it.
+`word_embedding_lr_scale` sets their learning rate relative to the rest. With `next_sentence` the batches are
+sentence pairs (csim.data.corpus.sentence_pairs, token types 0/1) and BERT's next-sentence head trains [CLS] through
+the pooler beside MLM (Devlin et al. 2019, §3.1), as BertForPreTraining: what a cross-encoder's head reads
+([CLS] -> pooler -> classifier) and segment B's token type are then trained, not random. Saved as a normal HF folder
+with its MLM head (BertForMaskedLM or BertForPreTraining), so AutoModel, AutoModelForMaskedLM and
+AutoModelForSequenceClassification all load it.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from transformers import BertForMaskedLM, get_linear_schedule_with_warmup
+from transformers import BertForMaskedLM, BertForPreTraining, get_linear_schedule_with_warmup
 
 from csim.encoders import fast_dropout, unpadded
 from csim.encoders.transformer import TransformerEncoder
@@ -48,10 +52,12 @@ class MLMModule(pl.LightningModule):
 
     def __init__(self, encoder: TransformerEncoder, lr: float = 1e-3, weight_decay: float = 0.01,
                  warmup_ratio: float = 0.06, glove_init: bool = True, glove_path: str | None = None, seed: int = 42,
-                 word_embedding_lr_scale: float = 1.0, loss=None):
+                 word_embedding_lr_scale: float = 1.0, next_sentence: bool = False, loss=None):
         super().__init__()
         self.encoder = encoder
-        self.mlm = fast_dropout.swap(BertForMaskedLM(encoder.model.config))  # the shape: encoder.random_init
+        self.next_sentence = next_sentence
+        head = BertForPreTraining if next_sentence else BertForMaskedLM
+        self.mlm = fast_dropout.swap(head(encoder.model.config))  # the shape: encoder.random_init
         encoder.model = self.mlm.bert  # one body: what the encoder evaluates is what MLM trains
         self.lr, self.weight_decay, self.warmup_ratio = lr, weight_decay, warmup_ratio
         if word_embedding_lr_scale < 0:
@@ -63,26 +69,55 @@ class MLMModule(pl.LightningModule):
         self.glove_rows = glove_init and glove_init_rows(self.mlm, encoder.tokenizer, glove_path, seed) or 0
 
     def mlm_loss(self, batch):
+        """(MLM loss, MLM accuracy); with next_sentence also (NSP loss, NSP accuracy)."""
         ids, mask, labels = batch["input_ids"], batch["attention_mask"], batch["labels"]
+        types = batch.get("token_type_ids")
         where = labels != -100
-        if self.encoder.unpad and unpadded.applies(self.mlm.bert, mask):
-            # packed forward (encoder.unpad): real tokens only, the last layer at the masked positions only
-            hidden = unpadded.last_states(self.mlm.bert, ids, mask, where.reshape(-1).nonzero().squeeze(1))
+        B, L = ids.shape
+        if self.next_sentence:  # [CLS] is never masked: its states ride along with the masked positions'
+            where_or_cls = where.clone()
+            where_or_cls[:, 0] = True
         else:
-            hidden = self.mlm.bert(input_ids=ids, attention_mask=mask).last_hidden_state[where]
-        logits = self.mlm.cls(hidden)
+            where_or_cls = where
+        if self.encoder.unpad and unpadded.applies(self.mlm.bert, mask):
+            # packed forward (encoder.unpad): real tokens only, the last layer at the chosen positions only
+            hidden = unpadded.last_states(self.mlm.bert, ids, mask, where_or_cls.reshape(-1).nonzero().squeeze(1),
+                                          token_type_ids=types)
+        else:
+            hidden = self.mlm.bert(input_ids=ids, attention_mask=mask, token_type_ids=types).last_hidden_state
+            hidden = hidden[where_or_cls]
+        heads = self.mlm.cls
+        if self.next_sentence:
+            is_cls = (where_or_cls.nonzero()[:, 1] == 0)
+            cls, hidden = hidden[is_cls], hidden[~is_cls]
+            logits = heads.predictions(hidden)
+        else:
+            logits = heads(hidden)
         target = labels[where]
-        return F.cross_entropy(logits, target), (logits.argmax(-1) == target).float().mean()
+        out = (F.cross_entropy(logits, target), (logits.argmax(-1) == target).float().mean())
+        if self.next_sentence:
+            pooler = self.mlm.bert.pooler
+            nsp = heads.seq_relationship(pooler.activation(pooler.dense(cls)))
+            y = batch["next_sentence_label"]
+            out += (F.cross_entropy(nsp, y), (nsp.argmax(-1) == y).float().mean())
+        return out
 
     def training_step(self, batch, batch_idx):
-        loss, acc = self.mlm_loss(batch)
-        self.log_dict({"train/mlm_loss": loss, "train/mlm_acc": acc}, prog_bar=True, on_step=True, on_epoch=False)
+        loss, acc, *nsp = self.mlm_loss(batch)
+        logs = {"train/mlm_loss": loss, "train/mlm_acc": acc}
+        if nsp:
+            logs |= {"train/nsp_loss": nsp[0], "train/nsp_acc": nsp[1]}
+            loss = loss + nsp[0]  # BERT's pretraining loss: the sum of the two (BertForPreTraining)
+        self.log_dict(logs, prog_bar=True, on_step=True, on_epoch=False)
         return loss
 
     def validation_step(self, batch, batch_idx):
-        loss, acc = self.mlm_loss(batch)
+        loss, acc, *nsp = self.mlm_loss(batch)
         n = int((batch["labels"] != -100).sum())
         self.log_dict({"val/mlm_loss": loss, "val/mlm_acc": acc}, on_epoch=True, batch_size=n)
+        if nsp:
+            self.log_dict({"val/nsp_loss": nsp[0], "val/nsp_acc": nsp[1]}, on_epoch=True,
+                          batch_size=len(batch["input_ids"]))
 
     def configure_optimizers(self):
         """AdamW, no decay on biases/LayerNorm; the word embeddings (tied to the MLM decoder) at lr x
@@ -101,7 +136,8 @@ class MLMModule(pl.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     def export(self, directory) -> None:
-        """The HF folder with the MLM head (BertForMaskedLM + tokenizer), written atomically."""
+        """The HF folder with the MLM head (BertForMaskedLM, or BertForPreTraining with next_sentence) + tokenizer,
+        written atomically."""
         with atomic_dir(directory) as tmp:
             self.mlm.save_pretrained(str(tmp))
             self.encoder.tokenizer.save_pretrained(str(tmp))
