@@ -239,6 +239,10 @@ def test_shipped_specs():
     assert {r.label for r in sbert.rows if r.paper_scale_only} == {
         r.label for r in sbert.rows if "large" in r.label or "RoBERTa" in r.label}
     assert sum(not r.paper_scale_only for r in sbert.rows) == 9
+    # SBERT Table 2 says per cpu row what its offline recipe can and cannot show; the paper scale shows no such note
+    assert all(r.notes_at("cpu") and dict(r.scale_notes).get("cpu") for r in sbert.rows if not r.paper_scale_only)
+    glove = next(r for r in sbert.rows if r.label == "Avg. GloVe embeddings")
+    assert "50" in glove.notes_at("cpu") and glove.notes_at("paper") is None
     assert all(v is None for r in specs["losses"].rows for v in r.paper.values())
 
 
@@ -270,6 +274,8 @@ def test_shipped_rows_compose_at_cpu_scale(tmp_path):
      "rows[0].paper", "give a mapping"),
     ("title: t\nmetric: m\nrows:\n  - {label: a, exp: e, paper: {x: 1.0}}\n", 4, "rows[0].paper", "column keys"),
     ("title: t\nmetric: m\nrows:\n  - {label: a, exp: e, paper: high}\n", 4, "rows[0].paper", "a number"),
+    ("title: t\nmetric: m\nrows:\n  - {label: a, exp: e, scale_notes: [cpu]}\n", 4, "rows[0].scale_notes",
+     "a mapping from a scale name"),
 ])
 def test_bad_spec_names_file_line_and_field(tmp_path, spec, line, field, expected):
     from csim.tables.spec import load_spec

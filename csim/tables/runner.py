@@ -367,7 +367,7 @@ def run_tables(specs: list[TableSpec], scale: str, seeds: list[int], results_dir
                     commits=sorted({o.commit for _, o in seeds_out if o.commit}),
                     errors=[f"seed {s}: {o.error}" if len(seeds_out) > 1 else o.error
                             for s, o in seeds_out if o.error is not None and o.how != "skip"],
-                    skipped=not row.runs_at(scale), notes=row.notes, column_key=col.key,
+                    skipped=not row.runs_at(scale), notes=row.notes_at(scale), column_key=col.key,
                     avg7=[o.metrics["sts7_senteval_avg"] for _, o in seeds_out if "sts7_senteval_avg" in o.metrics],
                     timing=_summed_timing([o.metrics for _, o in seeds_out])))
         summary.failed += sum(bool(c.errors) for c in cells)

@@ -15,6 +15,8 @@
         paper_sd: null                   # the paper's standard deviation over seeds, same shape as paper
         paper_scale_only: false          # true: listed with its paper value, run only at scale=paper
         notes: null                      # shown under the table
+        scale_notes: {cpu: "..."}        # optional: shown under the table at that scale only (what its recipe
+                                         #   can and cannot show)
     reference: {row: "Unsup. SimCSE"}    # optional: every other row is compared with this row (same column), or
     # reference: {column: shared}        #   every cell with the same row's cell in this column (Welch's t over seeds)
 
@@ -50,6 +52,12 @@ class Row:
     paper_sd: dict         # column key -> published sd or None
     paper_scale_only: bool
     notes: str | None
+    scale_notes: tuple[tuple[str, str], ...] = ()   # (scale, note): shown only at that scale
+
+    def notes_at(self, scale: str) -> str | None:
+        """The row's notes, then its note for this scale."""
+        parts = [self.notes, dict(self.scale_notes).get(scale)]
+        return " ".join(p for p in parts if p) or None
 
     def runs_at(self, scale: str) -> bool:
         return not self.paper_scale_only or scale == PAPER_SCALE
@@ -80,7 +88,7 @@ def slug(text: str) -> str:
 _TOP = {"title", "source", "metric", "columns", "rows", "notes", "order", "reference"}
 _SOURCE = {"paper", "table", "split", "metric"}
 _COLUMN = {"key", "label", "overrides"}
-_ROW = {"label", "exp", "overrides", "paper", "paper_sd", "paper_scale_only", "notes"}
+_ROW = {"label", "exp", "overrides", "paper", "paper_sd", "paper_scale_only", "notes", "scale_notes"}
 
 
 class _Where:
@@ -197,12 +205,18 @@ def load_spec(path: str | Path) -> TableSpec:
         slugs[s] = r["label"]
         if not isinstance(r.get("paper_scale_only", False), bool):
             raise where.error(("rows", i, "paper_scale_only"), "true or false.")
+        scale_notes = r.get("scale_notes") or {}
+        if not isinstance(scale_notes, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                                        for k, v in scale_notes.items()):
+            raise where.error(("rows", i, "scale_notes"), "a mapping from a scale name to a note, e.g. "
+                                                          "{cpu: \"what the cpu recipe can and cannot show\"}.")
         rows.append(Row(label=r["label"], exp=r["exp"], overrides=_overrides(where, ("rows", i, "overrides"),
                                                                                r.get("overrides")),
                         paper=_by_column(where, ("rows", i, "paper"), r.get("paper"), columns),
                         paper_sd=_by_column(where, ("rows", i, "paper_sd"), r.get("paper_sd"), columns),
                         paper_scale_only=bool(r.get("paper_scale_only", False)),
-                        notes=" ".join(str(r["notes"]).split()) if r.get("notes") else None))
+                        notes=" ".join(str(r["notes"]).split()) if r.get("notes") else None,
+                        scale_notes=tuple((k, " ".join(v.split())) for k, v in sorted(scale_notes.items()))))
     return TableSpec(name=path.stem, path=path, title=str(raw["title"]), source=dict(source), metric=raw["metric"],
                      columns=columns, rows=tuple(rows), notes=raw.get("notes"), order=raw.get("order", 100),
                      reference=_reference(where, raw.get("reference"), rows, columns))
