@@ -9,7 +9,7 @@ same SimCSE runs in fp32 show what the precision moves. Every number comes from 
 previous build's row is quoted from its committed report (`--previous REV`), whose weights are not kept.
 
 usage: python scripts/mini_encoder_report.py [--out results/mini_encoder.md] [--seed 42] [--systems main|all]
-                                             [--previous REV] [overrides...]
+                                             [--previous REV] [--pretrain-run DIR] [overrides...]
 """
 
 from __future__ import annotations
@@ -101,11 +101,16 @@ def main() -> None:
     ap.add_argument("--seeds", default="42,43,44", help="SimCSE seeds for the pretrained and random rows")
     ap.add_argument("--jobs", type=int, default=2, help="SimCSE runs side by side (each with one torch thread)")
     ap.add_argument("--note", default="", help="a remark about how this particular build went, printed in the report")
-    ap.add_argument("--systems", choices=("main", "all"), default="all",
-                    help="main: the cpu recipe from the pretrained and the random encoder (+ fp32 where the cpu scale "
-                         "trains in bf16); all: also the paper dropout and lr rows behind the cpu scale's choices")
+    ap.add_argument("--systems", choices=("pretrained", "main", "all"), default="all",
+                    help="pretrained: the cpu recipe from the pretrained encoder only (a quick look at a new build); "
+                         "main: also from the random encoder (+ fp32 where the cpu scale trains in bf16); all: also "
+                         "the paper dropout and lr rows behind the cpu scale's choices")
     ap.add_argument("--previous", default=None, help="a commit whose results/mini_encoder.md row to quote as the "
                                                      "previous build")
+    ap.add_argument("--pretrain-run", default=None,
+                    help="a finished pretraining run directory to report on (its config.yaml and metrics.json; the "
+                         "encoder is its export_dir, else its model/ folder); default: the run `csim train "
+                         "+exp=mlm_pretrain` composes to, reused when finished")
     ap.add_argument("overrides", nargs="*", help="extra overrides for every run (e.g. paths.output_root=...)")
     args = ap.parse_args()
     seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
@@ -116,9 +121,17 @@ def main() -> None:
     from csim.train import train
 
     common = [f"seed={args.seed}", *args.overrides]
-    pre_cfg = compose_run(["+exp=mlm_pretrain", *common])
-    pre = train(pre_cfg)  # reuses the finished pretraining run (or runs it)
-    mini = str(Path(pre_cfg.paths.mini_encoder).resolve())
+    if args.pretrain_run:
+        import json
+
+        run = Path(args.pretrain_run)
+        pre_cfg = OmegaConf.load(run / "config.yaml")
+        pre = json.loads((run / "metrics.json").read_text())
+        mini = str(Path(pre_cfg.get("export_dir") or run / "model").resolve())
+    else:
+        pre_cfg = compose_run(["+exp=mlm_pretrain", *common])
+        pre = train(pre_cfg)  # reuses the finished pretraining run (or runs it)
+        mini = str(Path(pre_cfg.paths.mini_encoder).resolve())
     data_dir = pre_cfg.paths.data_dir
     enc_cfg = pre_cfg.encoder
     random_init = "{" + ", ".join(f"{k}: {v}" for k, v in enc_cfg.random_init.items()) + "}"
@@ -138,9 +151,10 @@ def main() -> None:
     # dropout from the mini encoder over --seeds, and the paper's learning rate and 1e-4 from it, one seed each (the
     # measurements behind the cpu scale's dropout and lr)
     cpu = compose_run(["+exp=simcse_unsup", "scale=cpu"])
-    systems = [("pretrained mini encoder", mini, [], seeds),
-               ("random init (same shape)", str(rand_dir.resolve()), [], seeds)]
-    if cpu.trainer.precision != "32-true":  # what bf16 mixed precision moves, against the seed spread
+    systems = [("pretrained mini encoder", mini, [], seeds)]
+    if args.systems != "pretrained":
+        systems.append(("random init (same shape)", str(rand_dir.resolve()), [], seeds))
+    if cpu.trainer.precision != "32-true" and args.systems != "pretrained":  # what bf16 moves, against the seed spread
         systems.append(("pretrained mini encoder, fp32", mini, ["trainer.precision=32-true"], seeds))
     if args.systems == "all":
         systems += [("pretrained mini encoder, paper dropout 0.1", mini, ["encoder.dropout=0.1"], seeds),
@@ -169,6 +183,7 @@ def main() -> None:
         print(f"[report] avg_glove baseline not available: {e}")
 
     c = curve(Path(pre["run_dir"]))
+    nsp = bool(pre_cfg.module.get("next_sentence", False))
     walls = ", ".join(f"{r['run']['wall_seconds']:.0f} s" for _, _, rs in rows for r in rs)
     lines = [
         "# The cpu-scale mini encoder",
@@ -183,7 +198,9 @@ def main() -> None:
         f"{enc_cfg.random_init.hidden_size} projection: {glove_rows(rand.tokenizer)} of them; they (and the MLM "
         f"decoder tied to them) train at {pre_cfg.module.word_embedding_lr_scale} x the lr.",
         f"- Data: {', '.join(pre_cfg.data.source.files)} (STS-B/STS12-16/SICK sentences removed), "
-        f"{pre_cfg.data.heldout} sentences held out.",
+        f"{pre_cfg.data.heldout} {'pairs' if nsp else 'sentences'} held out."
+        + (f" Sentence pairs as BERT's (consecutive sentences, {pre_cfg.data.source.random_next:.0%} of second sentences "
+           f"random; token types 0/1), MLM + next-sentence prediction on [CLS] through the pooler." if nsp else ""),
         f"- {pre['steps']} steps of batch {pre_cfg.batch_size}, lr {pre_cfg.lr} (warm-up {pre_cfg.warmup_ratio}, linear "
         f"decay), 15% masking 80/10/10, precision {OmegaConf.load(Path(pre['run_dir']) / 'config.yaml').trainer.precision}; "
         f"wall time {pre['wall_seconds'] / 60:.1f} min with {OmegaConf.load(Path(pre['run_dir']) / 'config.yaml').threads} threads; "
@@ -191,13 +208,15 @@ def main() -> None:
         "",
         *([f"- Note: {args.note}"] if args.note else []),
         "",
-        "| step | train MLM loss | held-out MLM loss | held-out masked-token acc | STS-B dev (mean pool) |",
-        "|---:|---:|---:|---:|---:|",
+        "| step | train MLM loss | held-out MLM loss | held-out masked-token acc | STS-B dev (mean pool) |"
+        + (" held-out next-sentence acc |" if nsp else ""),
+        "|---:|---:|---:|---:|---:|" + ("---:|" if nsp else ""),
     ]
     for r in c:
         if "val/mlm_loss" in r or r["step"] == c[-1]["step"]:
             lines.append(f"| {r['step']} | {r.get('train/mlm_loss', float('nan')):.3f} | {r.get('val/mlm_loss', float('nan')):.3f} "
-                         f"| {r.get('val/mlm_acc', float('nan')):.3f} | {r.get('stsb_dev_spearman', float('nan')):.2f} |")
+                         f"| {r.get('val/mlm_acc', float('nan')):.3f} | {r.get('stsb_dev_spearman', float('nan')):.2f} |"
+                         + (f" {r.get('val/nsp_acc', float('nan')):.3f} |" if nsp else ""))
     lines += [
         "",
         "## What the pretraining gives SimCSE (STS-B dev Spearman x100)",
@@ -223,11 +242,15 @@ def main() -> None:
     if args.previous and (prev := previous_row(args.previous)):
         lines.append(prev)
     best = {label: statistics.mean(r["run"]["best_stsb_dev_spearman"] for r in rs) for label, _, rs in rows}
-    mini_best, rand_best = best["pretrained mini encoder"], best["random init (same shape)"]
+    mini_best = best["pretrained mini encoder"]
     mini_test = statistics.mean(r["run"]["stsb_test_spearman"] for r in rows[0][2])
     mini_avg7 = [r["run"]["sts7_senteval_avg"] for r in rows[0][2] if "sts7_senteval_avg" in r["run"]]
-    lines += ["", f"Unsup SimCSE from the pretrained mini encoder vs from the random encoder: {mini_best:.2f} vs "
-                  f"{rand_best:.2f} ({mini_best - rand_best:+.2f})."]
+    if (rand_best := best.get("random init (same shape)")) is not None:
+        lines += ["", f"Unsup SimCSE from the pretrained mini encoder vs from the random encoder: {mini_best:.2f} vs "
+                      f"{rand_best:.2f} ({mini_best - rand_best:+.2f})."]
+    else:
+        lines += ["", "Only the pretrained encoder's rows were run (`--systems pretrained`): no random-encoder or fp32 "
+                      "comparison in this report."]
     lines += ["", f"Targets: STS-B dev >= {TARGET_DEV:.0f} (mean of 3 seeds): {mini_best:.2f}, "
                   f"{'met' if mini_best >= TARGET_DEV else 'not met'}. Stretch: 7-task average >= {ANCHOR_7TASK} (unsup "
                   f"SimCSE from Google's fully pretrained BERT-Mini, the same shape, ConGen's README): "
