@@ -183,3 +183,29 @@ def test_sentence_pairs_and_next_sentence_prediction(tmp_path):
         torch.testing.assert_close(g_p[n], g_hf[n], atol=1e-5, rtol=1e-4, msg=n)
     assert g_p["bert.embeddings.token_type_embeddings.weight"][1].abs().sum() > 0
     assert g_p["bert.pooler.dense.weight"].abs().sum() > 0
+
+
+def test_start_continues_an_earlier_build(tmp_path):
+    """module.start: a second pretraining phase starts from an exported build (body and MLM head as saved; with
+    next_sentence a new pooler and next-sentence head), without GloVe overwriting its trained word embeddings; a
+    folder with another vocabulary is refused."""
+    from csim.modules.mlm import MLMModule
+
+    first = _module(1.0)
+    with torch.no_grad():
+        first.mlm.bert.embeddings.word_embeddings.weight[5].fill_(0.5)
+    first.export(tmp_path / "build")
+    second = MLMModule(first.encoder, lr=1e-3, glove_init=True, next_sentence=True, start=str(tmp_path / "build"))
+    assert second.glove_rows == 0
+    a, b = first.mlm.state_dict(), second.mlm.state_dict()
+    for name in a:
+        torch.testing.assert_close(b[name], a[name], msg=name)
+    assert "cls.seq_relationship.weight" in b and "bert.pooler.dense.weight" in b
+    assert second.encoder.model is second.mlm.bert
+    from transformers import BertConfig, BertForMaskedLM
+
+    other = BertForMaskedLM(BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                       intermediate_size=64))
+    other.save_pretrained(tmp_path / "other")
+    with pytest.raises(CsimError, match="vocabulary"):
+        MLMModule(first.encoder, start=str(tmp_path / "other"), glove_init=False)

@@ -7,7 +7,8 @@ masked positions only (csim/encoders/unpadded.py). Token embeddings can start fr
 token that GloVe knows gets its vector through a fixed random orthonormal projection to the hidden size, and
 `word_embedding_lr_scale` sets their learning rate relative to the rest. With `next_sentence` the batches are
 sentence pairs (csim.data.corpus.sentence_pairs, token types 0/1) and BERT's next-sentence head trains [CLS] through
-the pooler beside MLM (Devlin et al. 2019, §3.1), as BertForPreTraining: what a cross-encoder's head reads
+the pooler beside MLM (Devlin et al. 2019, §3.1), as BertForPreTraining; `start` continues an earlier build (a second
+phase, as BERT's 128 -> 512 tokens) instead of a new model: what a cross-encoder's head reads
 ([CLS] -> pooler -> classifier) and segment B's token type are then trained, not random. Saved as a normal HF folder
 with its MLM head (BertForMaskedLM or BertForPreTraining), so AutoModel, AutoModelForMaskedLM and
 AutoModelForSequenceClassification all load it.
@@ -52,12 +53,24 @@ class MLMModule(pl.LightningModule):
 
     def __init__(self, encoder: TransformerEncoder, lr: float = 1e-3, weight_decay: float = 0.01,
                  warmup_ratio: float = 0.06, glove_init: bool = True, glove_path: str | None = None, seed: int = 42,
-                 word_embedding_lr_scale: float = 1.0, next_sentence: bool = False, loss=None):
+                 word_embedding_lr_scale: float = 1.0, next_sentence: bool = False, start: str | None = None,
+                 loss=None):
         super().__init__()
         self.encoder = encoder
         self.next_sentence = next_sentence
         head = BertForPreTraining if next_sentence else BertForMaskedLM
-        self.mlm = fast_dropout.swap(head(encoder.model.config))  # the shape: encoder.random_init
+        if start:  # continue an earlier build (its body and MLM head; a new next-sentence head and pooler if it had none)
+            from csim.hub import resolve_model
+
+            self.mlm = fast_dropout.swap(head.from_pretrained(resolve_model(str(start), field="module.start")))
+            self.mlm.train()
+            if self.mlm.config.vocab_size != len(encoder.tokenizer):
+                raise CsimError(f"module.start={start}: its vocabulary ({self.mlm.config.vocab_size} tokens) is not the "
+                                f"encoder's tokenizer's ({len(encoder.tokenizer)}); continue a build made with the "
+                                f"same tokenizer.")
+            glove_init = False  # its word embeddings are trained already
+        else:
+            self.mlm = fast_dropout.swap(head(encoder.model.config))  # the shape: encoder.random_init
         encoder.model = self.mlm.bert  # one body: what the encoder evaluates is what MLM trains
         self.lr, self.weight_decay, self.warmup_ratio = lr, weight_decay, warmup_ratio
         if word_embedding_lr_scale < 0:
