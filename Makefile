@@ -49,8 +49,9 @@ mini-encoder: install data
 # The paper tables (conf/tables/*.yaml) next to the published numbers, in results/tables/$(SCALE)/ (csim/tables/).
 # Finished cells are reused from their committed records (results/tables/<scale>/<table>/rows/) or run directories,
 # so an interrupted run resumes with the missing cells. SEEDS defaults to the scale's table_seeds (cpu: 42,43,44,
-# mean ± sd and Welch's t against each table's reference row; others: 42); TABLE=name runs one table;
-# JOBS=n trains n cells at a time.
+# mean ± sd and Welch's t against each table's reference row; others: 42); TABLE=name runs one table (without
+# TABLE: every spec without `by_default: false`, i.e. both papers' tables and the loss table; TABLE=successors runs
+# SimCSE's successors); JOBS=n trains n cells at a time.
 reproduce-tables: install data
 	@if [ "$(SCALE)" = cpu ] && [ ! -d "$${CSIM_MODELS_DIR:-models}/mini-bert" ]; then $(MAKE) mini-encoder; fi
 	$(BIN)/csim tables --scale $(SCALE) $(if $(SEEDS),--seeds $(SEEDS)) --jobs $(JOBS) $(if $(TABLE),--table $(TABLE)) $(LAUNCHER)

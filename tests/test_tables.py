@@ -227,8 +227,12 @@ def test_shipped_loss_table_at_smoke_scale_shares_rows_with_other_tables(first, 
 def test_shipped_specs():
     from csim.tables.spec import load_specs
 
-    specs = {s.name: s for s in load_specs(CONF / "tables")}
-    assert list(specs) == ["simcse_table1", "simcse_table2", "sbert_table2", "losses", "successors"]
+    # a plain run (no table named) regenerates the two papers' tables and the loss table; successors is asked by name
+    assert [s.name for s in load_specs(CONF / "tables")] == ["simcse_table1", "simcse_table2", "sbert_table2", "losses"]
+    names = ["simcse_table1", "simcse_table2", "sbert_table2", "losses", "successors"]
+    specs = {s.name: s for s in load_specs(CONF / "tables", names)}
+    assert list(specs) == names
+    assert [s.by_default for s in specs.values()] == [True, True, True, True, False]
     assert [len(specs[n].rows) for n in specs] == [11, 4, 20, 4, 12]
     assert specs["simcse_table1"].metric == specs["simcse_table2"].metric == "best_stsb_dev_spearman"
     assert specs["sbert_table2"].metric == "stsb_test_spearman"
@@ -255,8 +259,9 @@ def test_shipped_rows_compose_at_cpu_scale(tmp_path):
     from csim.tables.spec import load_specs
     from csim.tables.runner import plan
 
+    every = sorted(p.stem for p in (CONF / "tables").glob("*.yaml"))
     specs = [replace(s, rows=tuple(r for r in s.rows if r.overrides or s.multi_column))
-             for s in load_specs(CONF / "tables")]
+             for s in load_specs(CONF / "tables", every)]
     tasks = plan(specs, "cpu", [42], tmp_path, [])
     bad = [(t.spec.name, t.row.label, t.error) for t in tasks
            if t.action == "failed" and "does not exist" not in t.error and "Could not find" not in t.error]
@@ -276,6 +281,7 @@ def test_shipped_rows_compose_at_cpu_scale(tmp_path):
     ("title: t\nmetric: m\nrows:\n  - {label: a, exp: e, paper: high}\n", 4, "rows[0].paper", "a number"),
     ("title: t\nmetric: m\nrows:\n  - {label: a, exp: e, scale_notes: [cpu]}\n", 4, "rows[0].scale_notes",
      "a mapping from a scale name"),
+    ("title: t\nmetric: m\nby_default: no thanks\nrows:\n  - {label: a, exp: e}\n", 3, "by_default", "true or false"),
 ])
 def test_bad_spec_names_file_line_and_field(tmp_path, spec, line, field, expected):
     from csim.tables.spec import load_spec

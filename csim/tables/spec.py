@@ -4,6 +4,8 @@
     source: {paper: "...", table: "Table 1", split: STS-B development set, metric: "Spearman x 100"}
     metric: best_stsb_dev_spearman       # the key of each run's metrics.json that fills the csim column
     order: 1                             # optional: tables run in this order (then by name)
+    by_default: true                     # optional: false leaves the table out of a run that names no table
+                                         #   (`make reproduce-tables`); TABLE=<name> runs it
     columns:                             # optional; each column adds its overrides to every row
       - {key: shared, label: "fθ", overrides: []}
       - {key: two_encoders, label: "(fθ1, fθ2)", overrides: [module.two_encoders=true]}
@@ -74,6 +76,7 @@ class TableSpec:
     rows: tuple[Row, ...]
     notes: str | None
     order: int = 100
+    by_default: bool = True          # run when no table is named (`csim tables` without --table)
     reference: dict | None = None   # {"row": label} or {"column": key}: what each cell's significance is tested against
 
     @property
@@ -85,7 +88,7 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "row"
 
 
-_TOP = {"title", "source", "metric", "columns", "rows", "notes", "order", "reference"}
+_TOP = {"title", "source", "metric", "columns", "rows", "notes", "order", "by_default", "reference"}
 _SOURCE = {"paper", "table", "split", "metric"}
 _COLUMN = {"key", "label", "overrides"}
 _ROW = {"label", "exp", "overrides", "paper", "paper_sd", "paper_scale_only", "notes", "scale_notes"}
@@ -171,6 +174,8 @@ def load_spec(path: str | Path) -> TableSpec:
             raise where.error((key,), "missing; it is required.")
     if not isinstance(raw.get("order", 100), int) or isinstance(raw.get("order"), bool):
         raise where.error(("order",), "an integer: tables run in increasing order.")
+    if not isinstance(raw.get("by_default", True), bool):
+        raise where.error(("by_default",), "true or false: false leaves the table out of a run that names no table.")
     if not isinstance(raw["metric"], str):
         raise where.error(("metric",), "the key of metrics.json to read, e.g. best_stsb_dev_spearman.")
     source = raw.get("source") or {}
@@ -219,7 +224,7 @@ def load_spec(path: str | Path) -> TableSpec:
                         scale_notes=tuple((k, " ".join(v.split())) for k, v in sorted(scale_notes.items()))))
     return TableSpec(name=path.stem, path=path, title=str(raw["title"]), source=dict(source), metric=raw["metric"],
                      columns=columns, rows=tuple(rows), notes=raw.get("notes"), order=raw.get("order", 100),
-                     reference=_reference(where, raw.get("reference"), rows, columns))
+                     by_default=raw.get("by_default", True), reference=_reference(where, raw.get("reference"), rows, columns))
 
 
 def _reference(where: _Where, value, rows: list[Row], columns: tuple[Column, ...]) -> dict | None:
@@ -244,4 +249,6 @@ def load_specs(tables_dir: str | Path, names: list[str] | None = None) -> list[T
         raise CsimError(f"Unknown table {', '.join(map(repr, unknown))}: the tables in {tables_dir} are "
                         f"{', '.join(available)}. Use one of them with --table (TABLE= in make).")
     specs = [load_spec(tables_dir / f"{n}.yaml") for n in (names or available)]
+    if not names:   # no table named: the tables a plain `make reproduce-tables` regenerates
+        specs = [s for s in specs if s.by_default]
     return sorted(specs, key=lambda s: (s.order, s.name))
