@@ -105,6 +105,11 @@ def test_table_from_runs_with_mean_sd_and_a_failing_row(first):
         assert float(r["difference"]) == pytest.approx(statistics.fmean(values) - paper, abs=1e-3)
     assert rows["Not built yet"]["status"] == "failed" and "no_such_experiment_yet" in rows["Not built yet"]["errors"]
     assert rows["Large"]["status"] == "paper scale only" and rows["Large"]["csim_mean"] == ""
+    # where the invocation's time went: the runs' span, phases per table, one line per run (timing.md: no table named)
+    timing = (out / "timing.md").read_text()
+    assert "| span of the runs |" in timing and "| runs | 4 trained |" in timing and "Machine: " in timing
+    assert re.search(r"^\| mini \| 4 \| [\d,]+ s \|", timing, re.M)
+    assert len(re.findall(r"^\| mini \| (Unsup SimCSE|Hotter \(tau 0.1\)) \| 4[23] \| trained \|", timing, re.M)) == 4
 
     md = (out / "mini.md").read_text()
     mean, sd = float(rows["Unsup SimCSE"]["csim_mean"]), float(rows["Unsup SimCSE"]["csim_sd"])
@@ -141,6 +146,7 @@ def test_jobs_train_cells_side_by_side_with_the_same_results(first, tmp_path, ca
         mine = json.loads((tmp_path / "results" / "smoke" / "mini" / "rows" / name).read_text())
         seq = json.loads((root / "results" / "smoke" / "mini" / "rows" / name).read_text())
         assert mine["config_hash"] == seq["config_hash"] and mine["value"] == seq["value"]
+    assert "2 trained at a time with 1 torch thread(s) each" in (tmp_path / "results" / "smoke" / "timing.md").read_text()
 
 
 def test_killed_table_resumes_with_the_missing_cells_only(first, tmp_path, cache_dir):
@@ -187,6 +193,20 @@ def test_no_train_writes_the_table_from_finished_rows_and_marks_the_rest(first, 
     table = (tmp_path / "results" / "smoke" / "mini.md").read_text()
     assert "not computed yet" in table
     assert read_csv(tmp_path / "results" / "smoke" / "mini.csv")["Hotter (tau 0.1)"]["csim_mean"]
+    # the timing report of a collection names the runs it read and their span, not a training of its own
+    timing = (tmp_path / "results" / "smoke" / "timing.md").read_text()
+    assert "none trained by this invocation" in timing and "| span of the runs |" in timing
+    assert "| again | 3 |" in timing and "reused record" in timing
+
+
+def test_run_directories_are_shown_relative_to_the_project(tmp_path, monkeypatch):
+    """Records and tables name a run directory under the working directory as outputs/runs/..., not by this
+    machine's absolute path; one elsewhere keeps its absolute path."""
+    from csim.tables.runner import shown_dir
+
+    monkeypatch.chdir(tmp_path)
+    assert shown_dir(str(tmp_path / "outputs" / "runs" / "x-1")) == "outputs/runs/x-1"
+    assert shown_dir("/elsewhere/runs/x-1") == "/elsewhere/runs/x-1" and shown_dir(None) is None
 
 
 def test_fresh_clone_reuses_committed_records_without_run_directories(first, tmp_path, cache_dir):

@@ -10,6 +10,8 @@ what enters the run identity and the table headers, so runs on different CPUs ne
 from __future__ import annotations
 
 import functools
+import os
+import platform
 import time
 
 PRECISIONS = ("auto", "32-true", "bf16-mixed")
@@ -52,3 +54,26 @@ def cpu_precision(choice: str = "auto") -> str:
     if choice != "auto":
         return choice
     return "bf16-mixed" if bf16_gemm_speedup() >= BF16_MIN_SPEEDUP else "32-true"
+
+
+def cpu_description() -> dict:
+    """This CPU's model name, logical CPUs and the flags that decide its speed figures (AMX, AVX-512 bf16, ...); every
+    speed figure in results/ is recorded with it."""
+    model, flags = platform.processor() or "unknown", set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name") and model in ("unknown", "", platform.processor()):
+                    model = line.split(":", 1)[1].strip()
+                elif line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")
+    return {"model": model, "logical_cpus": os.cpu_count(), "flags": [f for f in wanted if f in flags]}
+
+
+def cpu_text() -> str:
+    """cpu_description() in one line, e.g. "Intel(R) Xeon(R) ... (2 logical CPUs; amx_bf16, avx512_bf16, ...)"."""
+    d = cpu_description()
+    return f"{d['model']} ({d['logical_cpus']} logical CPUs; {', '.join(d['flags']) or 'no AVX2'})"

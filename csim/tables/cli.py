@@ -85,7 +85,9 @@ def main(argv: list[str] | None = None) -> None:
         with RunLock(Path(args.results_dir) / scale, enabled=not args.dry_run, what="tables results folder"):
             summary = run_tables(specs, scale, _seeds(args.seeds or _scale_seeds(scale)), Path(args.results_dir),
                                  run_overrides, dry_run=args.dry_run, no_train=args.no_train, jobs=args.jobs,
-                                 launcher=launcher, print_commands=args.print_commands)
+                                 launcher=launcher, print_commands=args.print_commands,
+                                 # a plain run's timing.md is the budget record; a run of named tables writes its own
+                                 timing_name=f"timing_{'_'.join(names)}.md" if names else "timing.md")
     except CsimError as e:
         print(f"csim: error: {e}", file=sys.stderr)
         sys.exit(2)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import statistics
 import sys
 import time
@@ -32,7 +33,7 @@ from pathlib import Path
 from csim.config import CONF_DIR
 from csim.errors import CsimError
 from csim.runs.files import write_json_atomic
-from csim.tables.report import CellResult, describe_config, fmt_duration, write_table
+from csim.tables.report import CellResult, RunTime, describe_config, fmt_duration, timing_markdown, write_table
 from csim.tables.spec import Column, Row, TableSpec, slug
 
 
@@ -169,9 +170,19 @@ def plan(specs: list[TableSpec], scale: str, seeds: list[int], results_dir: Path
     return tasks
 
 
+def shown_dir(path: str | None) -> str | None:
+    """A run directory as tables and records show it: relative to the working directory when it is under it
+    (outputs/runs/<name>-<hash>), so committed records name the project's folders, not this machine's."""
+    if not path:
+        return path
+    rel = os.path.relpath(path)
+    return path if rel.startswith("..") else rel
+
+
 def _record(t: Task, metrics: dict) -> dict:
     from csim.runs.identity import config_hash, identity
 
+    metrics = {**metrics, "run_dir": shown_dir(metrics.get("run_dir"))}
     return {
         "table": t.spec.name, "row": t.row.label, "column": t.column.key if t.spec.multi_column else None,
         "exp": t.row.exp, "overrides": [*t.row.overrides, *t.column.overrides], "scale": t.cfg.scale.name,
@@ -256,7 +267,7 @@ def execute(t: Task, index: dict[str, dict], fresh: set[str] = frozenset()) -> O
                                               "column": t.column.key if t.spec.multi_column else None,
                                               "metric": t.spec.metric, "value": rec["metrics"][t.spec.metric]})
         m = rec["metrics"]
-        return Outcome(m[t.spec.metric], m.get("run_dir"), float(m.get("wall_seconds") or 0), None,
+        return Outcome(m[t.spec.metric], shown_dir(m.get("run_dir")), float(m.get("wall_seconds") or 0), None,
                        m.get("git_commit"), "reused record", m)
     from csim.runs.identity import run_dir_for
     from csim.runs.files import read_metrics
@@ -275,8 +286,8 @@ def execute(t: Task, index: dict[str, dict], fresh: set[str] = frozenset()) -> O
     write_json_atomic(t.record_path, rec)
     index[t.config_hash] = {**rec, "_path": str(t.record_path)}
     how = "reused run directory" if finished_before and t.config_hash not in fresh else "trained"
-    return Outcome(metrics[t.spec.metric], metrics.get("run_dir"), float(metrics.get("wall_seconds") or 0), None,
-                   metrics.get("git_commit"), how, metrics)
+    return Outcome(metrics[t.spec.metric], shown_dir(metrics.get("run_dir")), float(metrics.get("wall_seconds") or 0),
+                   None, metrics.get("git_commit"), how, metrics)
 
 
 def _summed_timing(metrics: list[dict]) -> dict[str, float]:
@@ -289,10 +300,11 @@ def _summed_timing(metrics: list[dict]) -> dict[str, float]:
 
 def run_tables(specs: list[TableSpec], scale: str, seeds: list[int], results_dir: Path, extra: list[str],
                dry_run: bool = False, no_train: bool = False, jobs: int = 1, launcher: list[str] = (),
-               print_commands: bool = False) -> Summary:
+               print_commands: bool = False, timing_name: str = "timing.md") -> Summary:
     """launcher: Hydra launcher overrides (hydra/launcher=..., hydra.launcher.*): the cells to train go through it
     (csim.tables.launch), then the tables are collected from the run directories. print_commands: print each cell
-    as a `csim train` command line and run nothing."""
+    as a `csim train` command line and run nothing. timing_name: the file under results/tables/<scale>/ that says
+    where this invocation's time went (report.timing_markdown)."""
     t_start = time.time()
     index = _records(results_dir / scale)
     tasks = plan(specs, scale, seeds, results_dir, extra, index)
@@ -313,18 +325,21 @@ def run_tables(specs: list[TableSpec], scale: str, seeds: list[int], results_dir
                  f"seed {t.seed} | {t.action}{': ' + t.error if t.error else ''} | {t.config_hash or ''}")
         return summary
     fresh: set[str] = set()
+    threads = None
     if launcher and not no_train:  # the cells go through a Hydra launcher; then collected as with --no-train
         from csim.tables.launch import launch_and_collect
 
         fresh, no_train = launch_and_collect(tasks, extra, list(launcher), _log), True
     elif jobs > 1 and not no_train:
         threads = next((int(o.split("=", 1)[1]) for o in extra if o.split("=", 1)[0].lstrip("+") == "threads"), None)
-        fresh = train_in_parallel(tasks, jobs, threads or max(1, _cores() // jobs))
+        threads = threads or max(1, _cores() // jobs)
+        fresh = train_in_parallel(tasks, jobs, threads)
         for t in tasks:  # finished by a worker: the sequential pass reads its run directory (and the ETA skips it)
             if t.action == "train" and t.config_hash in fresh:
                 t.action = "run_dir"
     to_train = sum(t.action == "train" for t in tasks)
     trained: list[float] = []
+    run_times: list[RunTime] = []
     done = 0
     for spec in specs:
         t_table = time.time()
@@ -340,6 +355,10 @@ def run_tables(specs: list[TableSpec], scale: str, seeds: list[int], results_dir
                 trained.append(out.wall_seconds)
             to_train -= t.action == "train"
             outcomes.setdefault((t.row.label, t.column.key), []).append((t.seed, out))
+            if out.metrics and out.error is None:
+                run_times.append(RunTime(spec.name, t.row.label + (f" [{t.column.label}]" if spec.multi_column else ""),
+                                         t.seed, out.how, out.run_dir, out.wall_seconds,
+                                         out.metrics.get("finished_at"), out.metrics.get("timing") or {}))
             summary.counts[out.how] = summary.counts.get(out.how, 0) + 1
             per_run = statistics.fmean(trained or prior) if (trained or prior) else None
             eta = "ETA 0s" if to_train == 0 else (f"ETA {fmt_duration(per_run * to_train)} ({to_train} to train)"
@@ -374,6 +393,15 @@ def run_tables(specs: list[TableSpec], scale: str, seeds: list[int], results_dir
         cfgs = [t.cfg for t in tasks if t.spec is spec and t.cfg is not None]
         summary.outputs += write_table(spec, cells, results_dir / scale, scale=scale, seeds=seeds,
                                        setup=describe_config(cfgs), invocation_seconds=time.time() - t_table)
+    if run_times:
+        from csim.runs.files import write_text_atomic
+        from csim.runs.hardware import cpu_text
+
+        path = results_dir / scale / timing_name
+        write_text_atomic(path, timing_markdown(run_times, scale=scale, seeds=seeds, tables=[s.name for s in specs],
+                                                jobs=jobs, threads=threads, cpu=cpu_text(),
+                                                invocation_seconds=time.time() - t_start))
+        summary.outputs.append(path)
     _log(f"[tables] done in {fmt_duration(time.time() - t_start)}: "
         + ", ".join(f"{n} {k}" for k, n in sorted(summary.counts.items()))
         + (f"; {summary.failed} cell(s) failed" if summary.failed else "")

@@ -214,19 +214,7 @@ def mlm_train_flops(shape: dict, rows: int, length: int, masked: int, real_token
 
 
 # --- description of the machine and software -------------------------------------------------------------------------
-def cpu_description() -> dict:
-    model, flags = platform.processor() or "unknown", set()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name") and model in ("unknown", "", platform.processor()):
-                    model = line.split(":", 1)[1].strip()
-                elif line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")
-    return {"model": model, "logical_cpus": os.cpu_count(), "flags": [f for f in wanted if f in flags]}
+from csim.runs.hardware import cpu_description  # noqa: E402  (shared with the table runner's timing report)
 
 
 def versions() -> dict:
