@@ -209,3 +209,32 @@ def test_start_continues_an_earlier_build(tmp_path):
     other.save_pretrained(tmp_path / "other")
     with pytest.raises(CsimError, match="vocabulary"):
         MLMModule(first.encoder, start=str(tmp_path / "other"), glove_init=False)
+
+
+def test_smoke_scale_builds_a_scratch_mini_encoder(tmp_path):
+    """`+exp=mlm_pretrain scale=smoke` composes to a run that fits its 20 steps and exports under the output root,
+    never over the committed cpu-scale mini encoder; GloVe's 50-d vectors go into the 32-wide smoke model through a
+    projection onto a random subspace (a wider model keeps the norm-preserving map of the committed builds)."""
+    import numpy as np
+
+    from conftest import compose
+    from csim.encoders.glove import load_glove
+    from csim.modules.mlm import glove_init
+
+    cfg = compose(["+exp=mlm_pretrain", "scale=smoke"], output_root=tmp_path)
+    assert cfg.export_dir == f"{tmp_path}/smoke-mini-bert"
+    assert cfg.trainer.val_check_interval <= cfg.trainer.max_steps == 20 and cfg.module.glove_init
+
+    class Vocab:
+        def get_vocab(self):
+            return {"cat": 0, "dog": 1, "##s": 2, "[CLS]": 3, "qqqzzz": 4}
+
+    index, vectors = load_glove(None)
+    for width in (32, 256):
+        emb = torch.nn.Embedding(5, width)
+        before = emb.weight.detach().clone()
+        assert glove_init(emb, Vocab(), None, seed=0) == 2   # whole words GloVe has; not ##s, [CLS] or unknowns
+        assert torch.equal(emb.weight[2:], before[2:])
+        norms = emb.weight[:2].detach().norm(dim=1).numpy()
+        glove = np.linalg.norm(vectors[[index["cat"], index["dog"]]], axis=1)
+        assert np.all(norms <= glove + 1e-4) and (width < 50 or np.allclose(norms, glove, atol=1e-4))

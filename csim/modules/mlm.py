@@ -36,8 +36,12 @@ def glove_init(embeddings: torch.nn.Embedding, tokenizer, glove_path: str | None
     index, vectors = load_glove(glove_path)
     d_in, d_out = vectors.shape[1], embeddings.weight.shape[1]
     g = np.random.default_rng(seed)
-    q, _ = np.linalg.qr(g.standard_normal((d_out, d_in)))  # d_out x d_in, orthonormal columns
-    proj = q.T.astype(np.float32)                         # d_in -> d_out, norm-preserving
+    if d_out >= d_in:
+        q, _ = np.linalg.qr(g.standard_normal((d_out, d_in)))  # d_out x d_in, orthonormal columns
+        proj = q.T.astype(np.float32)                         # d_in -> d_out, norm-preserving
+    else:  # a model narrower than GloVe (the smoke scale's): onto a random d_out-dimensional subspace
+        q, _ = np.linalg.qr(g.standard_normal((d_in, d_out)))  # d_in x d_out, orthonormal columns
+        proj = q.astype(np.float32)
     n = 0
     with torch.no_grad():
         for token, tid in tokenizer.get_vocab().items():
