@@ -199,16 +199,6 @@ def test_no_train_writes_the_table_from_finished_rows_and_marks_the_rest(first, 
     assert "| again | 3 |" in timing and "reused record" in timing
 
 
-def test_run_directories_are_shown_relative_to_the_project(tmp_path, monkeypatch):
-    """Records and tables name a run directory under the working directory as outputs/runs/..., not by this
-    machine's absolute path; one elsewhere keeps its absolute path."""
-    from csim.tables.runner import shown_dir
-
-    monkeypatch.chdir(tmp_path)
-    assert shown_dir(str(tmp_path / "outputs" / "runs" / "x-1")) == "outputs/runs/x-1"
-    assert shown_dir("/elsewhere/runs/x-1") == "/elsewhere/runs/x-1" and shown_dir(None) is None
-
-
 def test_fresh_clone_reuses_committed_records_without_run_directories(first, tmp_path, cache_dir):
     root, _, _ = first
     shutil.copytree(root / "results", tmp_path / "results")  # the committed results/, no outputs/, another cache
@@ -390,26 +380,6 @@ def test_model_overrides_reach_the_first_stage_of_two_stage_rows():
                 assert model[0] in list(cfg.init_from), row.label
                 checked += 1
     assert checked == 4
-
-
-def _die(job):
-    """A --jobs worker that dies without raising, as one killed by the kernel's out-of-memory killer."""
-    import os
-
-    os._exit(3)
-
-
-def test_a_dying_worker_leaves_its_cells_to_the_sequential_pass(capsys):
-    from types import SimpleNamespace
-
-    from csim.tables.runner import train_in_parallel
-
-    spec = SimpleNamespace(name="t", multi_column=False)
-    tasks = [SimpleNamespace(action="train", cfg={"init_from": None}, config_hash=f"h{i}", spec=spec,
-                             row=SimpleNamespace(label=f"row {i}"), column=None, seed=42) for i in range(2)]
-    assert train_in_parallel(tasks, 2, 1, worker=_die) == set()  # nothing trained: the sequential pass does both
-    out = capsys.readouterr().out
-    assert out.count("a worker process died") == 2 and "2/2 trained" in out
 
 
 def test_threads_override_must_be_a_whole_number(tmp_path, capsys):

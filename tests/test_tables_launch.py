@@ -187,3 +187,23 @@ def test_make_reproduce_tables_passes_a_launcher_through(tmp_path):
 def test_launcher_options_without_a_launcher_are_refused(tmp_path, capsys):
     code, _ = _tables(["--scale", "smoke", "--results-dir", str(tmp_path), "hydra.launcher.partition=gpu"])
     assert code == 2 and "hydra/launcher=submitit_slurm" in capsys.readouterr().err
+
+def _die(job):
+    """A --jobs worker that dies without raising, as one killed by the kernel's out-of-memory killer."""
+    import os
+
+    os._exit(3)
+
+
+def test_a_dying_worker_leaves_its_cells_to_the_sequential_pass(capsys):
+    from types import SimpleNamespace
+
+    from csim.tables.runner import train_in_parallel
+
+    spec = SimpleNamespace(name="t", multi_column=False)
+    tasks = [SimpleNamespace(action="train", cfg={"init_from": None}, config_hash=f"h{i}", spec=spec,
+                             row=SimpleNamespace(label=f"row {i}"), column=None, seed=42) for i in range(2)]
+    assert train_in_parallel(tasks, 2, 1, worker=_die) == set()  # nothing trained: the sequential pass does both
+    out = capsys.readouterr().out
+    assert out.count("a worker process died") == 2 and "2/2 trained" in out
+

@@ -106,3 +106,12 @@ def copy_tree_atomic(src: str | Path, dst: str | Path) -> None:
         os.replace(dst, old)
     os.replace(tmp, dst)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def shown_dir(path: str | None) -> str | None:
+    """A run directory as tables and records show it: relative to the working directory when it is under it
+    (outputs/runs/<name>-<hash>), so committed records name the project's folders, not this machine's."""
+    if not path:
+        return path
+    rel = os.path.relpath(path)
+    return path if rel.startswith("..") else rel

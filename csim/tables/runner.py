@@ -21,8 +21,8 @@ runner goes on; the exit status is 1 when any cell failed. Outputs per table: cs
 from __future__ import annotations
 
 import copy
-import json
 import os
+import json
 import statistics
 import sys
 import time
@@ -32,8 +32,9 @@ from pathlib import Path
 
 from csim.config import CONF_DIR
 from csim.errors import CsimError
-from csim.runs.files import write_json_atomic
-from csim.tables.report import CellResult, RunTime, describe_config, fmt_duration, timing_markdown, write_table
+from csim.runs.files import shown_dir, write_json_atomic
+from csim.tables.report import CellResult, describe_config, fmt_duration, write_table
+from csim.tables.timing import RunTime, write_timing
 from csim.tables.spec import Column, Row, TableSpec, slug
 
 
@@ -170,15 +171,6 @@ def plan(specs: list[TableSpec], scale: str, seeds: list[int], results_dir: Path
     return tasks
 
 
-def shown_dir(path: str | None) -> str | None:
-    """A run directory as tables and records show it: relative to the working directory when it is under it
-    (outputs/runs/<name>-<hash>), so committed records name the project's folders, not this machine's."""
-    if not path:
-        return path
-    rel = os.path.relpath(path)
-    return path if rel.startswith("..") else rel
-
-
 def _record(t: Task, metrics: dict) -> dict:
     from csim.runs.identity import config_hash, identity
 
@@ -303,8 +295,7 @@ def run_tables(specs: list[TableSpec], scale: str, seeds: list[int], results_dir
                print_commands: bool = False, timing_name: str = "timing.md") -> Summary:
     """launcher: Hydra launcher overrides (hydra/launcher=..., hydra.launcher.*): the cells to train go through it
     (csim.tables.launch), then the tables are collected from the run directories. print_commands: print each cell
-    as a `csim train` command line and run nothing. timing_name: the file under results/tables/<scale>/ that says
-    where this invocation's time went (report.timing_markdown)."""
+    as a `csim train` command line and run nothing. timing_name: results/tables/<scale>/<it> (csim/tables/timing.py)."""
     t_start = time.time()
     index = _records(results_dir / scale)
     tasks = plan(specs, scale, seeds, results_dir, extra, index)
@@ -324,15 +315,14 @@ def run_tables(specs: list[TableSpec], scale: str, seeds: list[int], results_dir
             _log(f"  {t.spec.name} | {t.row.label}{' | ' + t.column.label if t.spec.multi_column else ''} | "
                  f"seed {t.seed} | {t.action}{': ' + t.error if t.error else ''} | {t.config_hash or ''}")
         return summary
-    fresh: set[str] = set()
-    threads = None
+    fresh, threads = set(), None
     if launcher and not no_train:  # the cells go through a Hydra launcher; then collected as with --no-train
         from csim.tables.launch import launch_and_collect
 
         fresh, no_train = launch_and_collect(tasks, extra, list(launcher), _log), True
     elif jobs > 1 and not no_train:
-        threads = next((int(o.split("=", 1)[1]) for o in extra if o.split("=", 1)[0].lstrip("+") == "threads"), None)
-        threads = threads or max(1, _cores() // jobs)
+        threads = next((int(o.split("=", 1)[1]) for o in extra if o.split("=", 1)[0].lstrip("+") == "threads"),
+                       None) or max(1, _cores() // jobs)
         fresh = train_in_parallel(tasks, jobs, threads)
         for t in tasks:  # finished by a worker: the sequential pass reads its run directory (and the ETA skips it)
             if t.action == "train" and t.config_hash in fresh:
@@ -356,9 +346,7 @@ def run_tables(specs: list[TableSpec], scale: str, seeds: list[int], results_dir
             to_train -= t.action == "train"
             outcomes.setdefault((t.row.label, t.column.key), []).append((t.seed, out))
             if out.metrics and out.error is None:
-                run_times.append(RunTime(spec.name, t.row.label + (f" [{t.column.label}]" if spec.multi_column else ""),
-                                         t.seed, out.how, out.run_dir, out.wall_seconds,
-                                         out.metrics.get("finished_at"), out.metrics.get("timing") or {}))
+                run_times.append(RunTime.of(spec, t, out))
             summary.counts[out.how] = summary.counts.get(out.how, 0) + 1
             per_run = statistics.fmean(trained or prior) if (trained or prior) else None
             eta = "ETA 0s" if to_train == 0 else (f"ETA {fmt_duration(per_run * to_train)} ({to_train} to train)"
@@ -394,14 +382,9 @@ def run_tables(specs: list[TableSpec], scale: str, seeds: list[int], results_dir
         summary.outputs += write_table(spec, cells, results_dir / scale, scale=scale, seeds=seeds,
                                        setup=describe_config(cfgs), invocation_seconds=time.time() - t_table)
     if run_times:
-        from csim.runs.files import write_text_atomic
-        from csim.runs.hardware import cpu_text
-
-        path = results_dir / scale / timing_name
-        write_text_atomic(path, timing_markdown(run_times, scale=scale, seeds=seeds, tables=[s.name for s in specs],
-                                                jobs=jobs, threads=threads, cpu=cpu_text(),
-                                                invocation_seconds=time.time() - t_start))
-        summary.outputs.append(path)
+        summary.outputs.append(write_timing(results_dir / scale / timing_name, run_times, scale=scale, seeds=seeds,
+                                            tables=[s.name for s in specs], jobs=jobs, threads=threads,
+                                            invocation_seconds=time.time() - t_start))
     _log(f"[tables] done in {fmt_duration(time.time() - t_start)}: "
         + ", ".join(f"{n} {k}" for k, n in sorted(summary.counts.items()))
         + (f"; {summary.failed} cell(s) failed" if summary.failed else "")
@@ -410,8 +393,6 @@ def run_tables(specs: list[TableSpec], scale: str, seeds: list[int], results_dir
 
 
 def _cores() -> int:
-    import os
-
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
