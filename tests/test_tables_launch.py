@@ -198,7 +198,7 @@ def _die(job):
 def test_a_dying_worker_leaves_its_cells_to_the_sequential_pass(capsys):
     from types import SimpleNamespace
 
-    from csim.tables.runner import train_in_parallel
+    from csim.tables.parallel import train_in_parallel
 
     spec = SimpleNamespace(name="t", multi_column=False)
     tasks = [SimpleNamespace(action="train", cfg={"init_from": None}, config_hash=f"h{i}", spec=spec,
@@ -207,3 +207,47 @@ def test_a_dying_worker_leaves_its_cells_to_the_sequential_pass(capsys):
     out = capsys.readouterr().out
     assert out.count("a worker process died") == 2 and "2/2 trained" in out
 
+
+
+def _cell(label, exp, seed=42, *overrides):
+    from types import SimpleNamespace
+
+    from csim.config import compose_run
+
+    spec = SimpleNamespace(name="t", multi_column=False)
+    cfg = compose_run([f"+exp={exp}", *overrides, "scale=smoke", f"seed={seed}", f"paths.data_dir={DATA}"])
+    return SimpleNamespace(action="train", cfg=cfg, config_hash=label, spec=spec, seed=seed,
+                           row=SimpleNamespace(label=label, exp=exp), column=None)
+
+
+def _log_order(job):
+    """A --jobs worker that only writes when it starts and ends (the order the scheduler chose)."""
+    cfg, _ = job
+    with open(os.environ["CSIM_TEST_ORDER"], "a") as f:
+        f.write(f"start {cfg.name}-{cfg.seed}\n")
+    time.sleep(0.2)
+    with open(os.environ["CSIM_TEST_ORDER"], "a") as f:
+        f.write(f"end {cfg.name}-{cfg.seed}\n")
+
+
+def test_two_stage_cells_start_after_their_first_stage_longest_chain_first(tmp_path, monkeypatch, capsys):
+    """--jobs: SBERT-NLI-STSb waits for the SBERT-NLI cell of its seed; a second cross-encoder cell on the same NLI
+    stage (not a cell) waits for the first, which trains that stage; the longest chain by earlier records goes first."""
+    from csim.tables.parallel import dependencies, priorities, train_in_parallel
+
+    todo = [_cell("stsb", "sbert_nli_stsb"), _cell("ce", "cross_encoder_nli_stsb"), _cell("nli", "sbert_nli"),
+            _cell("ce-lr", "cross_encoder_nli_stsb", 42, "lr=1e-4"), _cell("nli43", "sbert_nli", 43)]
+    after = dependencies(todo)
+    assert after == [2, None, None, 1, None]
+    prior = {"sbert_nli": 100.0, "sbert_nli_stsb": 50.0, "cross_encoder_nli_stsb": 300.0}
+    assert priorities(todo, after, prior) == [50.0, 600.0, 150.0, 300.0, 100.0]
+
+    monkeypatch.setenv("CSIM_TEST_ORDER", str(tmp_path / "order.txt"))
+    trained = train_in_parallel(todo, 1, 1, worker=_log_order, prior_seconds=prior)
+    assert trained == {"stsb", "ce", "nli", "ce-lr", "nli43"}
+    lines = (tmp_path / "order.txt").read_text().split()[1::2]
+    # one at a time, by remaining chain: ce (600), what it released (ce-lr 300), nli (150), then nli43 (100)
+    # before stsb (50), which nli released
+    assert lines[::2] == ["cross_encoder_nli_stsb-42", "cross_encoder_nli_stsb-42", "sbert_nli-42",
+                          "sbert_nli-43", "sbert_nli_stsb-42"]
+    assert "5/5 trained" in capsys.readouterr().out

@@ -10,7 +10,8 @@ run in this process with `csim.train.train` (one import for the whole table). Re
   2. a finished run directory (metrics.json): `train` returns it without recomputing;
   3. otherwise the run trains (resuming from its last checkpoint when it was interrupted).
 Records are written atomically as soon as a cell finishes, so a killed runner loses at most the cell it was running.
-`--jobs N` trains the cells that need training N at a time, each in its own process with `threads` / N torch threads
+`--jobs N` trains the cells that need training N at a time (csim/tables/parallel.py: two-stage cells after their
+first stage, the longest chains first), each in its own process with `threads` / N torch threads
 (on this 2-core CPU, two 1-thread runs side by side computed all four cpu tables in 1h01m, against about 1.5 h one
 2-thread run at a time; on one GPU leave it at 1). `threads` is not part of a run's identity: the records are the same
 cells either way (a different thread count can change the sums' order in the GEMMs, so figures may differ slightly).
@@ -33,6 +34,7 @@ from pathlib import Path
 from csim.config import CONF_DIR
 from csim.errors import CsimError
 from csim.runs.files import shown_dir, write_json_atomic
+from csim.tables.parallel import first_line as _first_line, log as _log, train_in_parallel
 from csim.tables.report import CellResult, describe_config, fmt_duration, write_table
 from csim.tables.timing import RunTime, write_timing
 from csim.tables.spec import Column, Row, TableSpec, slug
@@ -102,14 +104,6 @@ def portable_hash(cfg) -> str:
         for key in SCALE_TABLES:
             OmegaConf.update(c, key, f"<{key}>", merge=False, force_add=True)
     return config_hash(c)
-
-
-def _first_line(e: BaseException, limit: int = 300) -> str:
-    """The reason a cell failed, on one line (a CsimError is one paragraph already; Hydra's errors put the cause on
-    their second line, so the lines are joined)."""
-    text = " ".join(ln.strip() for ln in str(e).splitlines() if ln.strip())
-    text = text if isinstance(e, CsimError) else f"{type(e).__name__}: {text}" if text else type(e).__name__
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _records(scale_dir: Path) -> dict[str, dict]:
@@ -185,63 +179,6 @@ def _record(t: Task, metrics: dict) -> dict:
         "metrics": {k: v for k, v in metrics.items() if k != "history"},
         "config": identity(t.cfg),
     }
-
-
-def _train_in_worker(job: tuple) -> str | None:
-    """A spawned worker of `--jobs`: train one composed cell (its run directory keeps the result); the error, if any."""
-    cfg, threads = job
-    from omegaconf import open_dict
-
-    from csim.train import train
-
-    with open_dict(cfg):
-        cfg.threads = threads
-    try:
-        train(cfg)
-    except Exception as e:  # noqa: BLE001 - reported by the sequential pass, which runs the cell again
-        return _first_line(e)
-    return None
-
-
-def train_in_parallel(tasks: list[Task], jobs: int, threads: int, worker=_train_in_worker) -> set[str]:
-    """Train the cells that need training, `jobs` at a time (spawned processes, `threads` torch threads each);
-    returns the config hashes trained here. The sequential pass then finds their run directories finished and trains
-    what is left (two-stage cells, and a cell whose worker failed or died, so that its error is reported as usual).
-    `worker`: the function a worker runs on (composed config, threads), a module-level one (spawn pickles it)."""
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-    from concurrent.futures.process import BrokenProcessPool
-
-    # duplicates of a hash are 'duplicate', so each trains once; a two-stage cell (init_from) is left to the sequential
-    # pass: its first stage may be another cell, which two processes must not train into one run directory at once
-    todo = [t for t in tasks if t.action == "train" and not t.cfg.get("init_from")]
-    if not todo:
-        return set()
-    t0, done, fresh = time.time(), 0, set()
-    _log(f"[tables] training {len(todo)} cells, {jobs} at a time ({threads} torch thread(s) each)")
-    import os
-
-    from csim.tables.launch import gpu_queue, init_worker
-
-    ctx = mp.get_context("spawn")  # workers die with this process; one GPU each where there are several
-    with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=init_worker,
-                             initargs=(os.getpid(), gpu_queue(jobs, ctx))) as pool:
-        futures = {pool.submit(worker, (t.cfg, threads)): t for t in todo}
-        for f in as_completed(futures):
-            t = futures[f]
-            try:
-                err = f.result()
-            except BrokenProcessPool as e:  # a worker died (killed, out of memory): the pool is gone, the rest waits
-                err = f"a worker process died ({e}); the sequential pass trains this cell"
-            done += 1
-            if err is None:
-                fresh.add(t.config_hash)
-            left = len(todo) - done
-            eta = f"ETA {fmt_duration((time.time() - t0) / done * left)}" if left else "ETA 0s"
-            _log(f"[tables] {done}/{len(todo)} trained: {t.spec.name}: {t.row.label}"
-                 f"{' [' + t.column.label + ']' if t.spec.multi_column else ''} seed {t.seed}"
-                 f"{': FAILED: ' + err if err else ''} | elapsed {fmt_duration(time.time() - t0)} | {eta}")
-    return fresh
 
 
 def execute(t: Task, index: dict[str, dict], fresh: set[str] = frozenset()) -> Outcome:
@@ -323,7 +260,12 @@ def run_tables(specs: list[TableSpec], scale: str, seeds: list[int], results_dir
     elif jobs > 1 and not no_train:
         threads = next((int(o.split("=", 1)[1]) for o in extra if o.split("=", 1)[0].lstrip("+") == "threads"),
                        None) or max(1, _cores() // jobs)
-        fresh = train_in_parallel(tasks, jobs, threads)
+        by_exp: dict[str, list[float]] = {}
+        for r in index.values():
+            if r.get("wall_seconds") and r.get("exp"):
+                by_exp.setdefault(r["exp"], []).append(float(r["wall_seconds"]))
+        fresh = train_in_parallel(tasks, jobs, threads,
+                                  prior_seconds={e: statistics.fmean(v) for e, v in by_exp.items()})
         for t in tasks:  # finished by a worker: the sequential pass reads its run directory (and the ETA skips it)
             if t.action == "train" and t.config_hash in fresh:
                 t.action = "run_dir"
@@ -395,6 +337,3 @@ def run_tables(specs: list[TableSpec], scale: str, seeds: list[int], results_dir
 def _cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
-
-def _log(message: str) -> None:
-    print(message, flush=True)
