@@ -208,3 +208,40 @@ def test_pair_data_module_batches_one_sequence_per_pair(tmp_path):
     assert ((tokens["input_ids"] == sep).sum(1) == 2).all()          # [CLS] s1 [SEP] s2 [SEP]
     assert (tokens["token_type_ids"].max(1).values == 1).all()       # the second sentence is segment 1
     assert torch.isfinite(encoder(tokens)).all() and encoder(tokens).shape == (cfg.batch_size,)
+
+
+def test_segments_head_scores_the_two_segments_mean_states_and_reloads(tmp_path):
+    """encoder.head=segments: a linear layer on [u, v, |u-v|, u*v] of each segment's mean last-layer state (padding
+    and the other segment excluded); saved beside the weights, it reloads to the same scores; NLI's 3-class head is
+    not loaded into a 1-score model."""
+    from hydra.utils import instantiate
+
+    from csim.encoders.cross_encoder import CrossEncoder
+
+    cfg = compose(["+exp=cross_encoder_stsb", "scale=smoke", "encoder.head=segments"], tmp_path / "o", tmp_path / "c")
+    encoder = instantiate(cfg.encoder).eval()
+    s1, s2 = ["a man plays the guitar .", "a dog runs"], ["a woman is slicing an onion in the kitchen .", "dogs run"]
+    batch = encoder.collate([dict(zip(("input_ids", "token_type_ids"), r))
+                             for r in zip(*encoder.tokenize_pairs(s1, s2).values())])
+    with torch.no_grad():
+        states = encoder.model.base_model(**batch).last_hidden_state
+        n_a = [len(encoder.tokenizer(a)["input_ids"]) for a in s1]  # [CLS] a [SEP]
+        n_b = [len(encoder.tokenizer(b)["input_ids"]) - 1 for b in s2]  # b [SEP]
+        u = torch.stack([states[i, :n_a[i]].mean(0) for i in range(2)])
+        v = torch.stack([states[i, n_a[i]: n_a[i] + n_b[i]].mean(0) for i in range(2)])
+        expected = encoder.pair_head(torch.cat([u, v, (u - v).abs(), u * v], -1)).squeeze(-1)
+        assert torch.allclose(encoder(batch), expected, atol=1e-5)
+    encoder.save(tmp_path / "model")
+    again = CrossEncoder(model_name=str(tmp_path / "model"), head="segments")
+    assert (again.score_pairs(s1, s2) == encoder.score_pairs(s1, s2)).all()
+    nli = CrossEncoder(model_name=str(tmp_path / "model"), head="segments", num_labels=3)
+    assert nli.pair_head[1].weight.shape[0] == 3
+    with pytest.raises(CsimError, match="encoder.head"):
+        CrossEncoder(model_name=str(tmp_path / "model"), head="pooler")
+
+
+def test_segments_head_two_stage_cross_encoder_trains_at_smoke_scale(run_smoke, tmp_path):
+    run = _finished(run_smoke(["+exp=cross_encoder_nli_stsb", "encoder.head=segments", "trainer.max_steps=4",
+                               "eval.every_n_steps=2", *FAST]), 4)
+    assert (run / "model" / "csim_pair_head.pt").is_file()
+    assert json.loads((run / "model" / "csim_cross_encoder.json").read_text())["head"] == "segments"

@@ -11,6 +11,7 @@ pair template and pair truncation), `tokenize` only carries the text through the
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -35,12 +36,18 @@ class CrossEncoder(nn.Module):
     segment_b: "keep" the checkpoint's token-type embedding of the second segment, or start it "from_a" (a copy of
     the first segment's row) for an encoder pretrained on single sentences, whose row 1 never trained (the cpu-scale
     mini encoder: MLM without next-sentence prediction).
+    head: "cls", BERT's head (the pooler on [CLS], then a linear layer: AutoModelForSequenceClassification, the
+    papers' cross-encoder), or "segments": a linear layer on [u, v, |u - v|, u * v], where u and v are the means of
+    the last layer's states over the first and the second segment of the same pair sequence (the features of
+    SBERT's classification head, Reimers & Gurevych 2019 §3, read from one joint pass instead of two). It is for an
+    encoder whose [CLS] and pooler were never trained (the cpu scale's mini encoder); saved beside the weights as
+    csim_pair_head.pt.
     """
 
     def __init__(self, model_name: str | None = None, num_labels: int = 1, max_length: int = 128,
                  dropout: float | None = None, random_init: dict | None = None, tokenizer: dict | None = None,
                  score_label: int = 0, data_dir: str = "data", cache_dir: str = "cache",
-                 eval_max_length: int | None = None, segment_b: str = "keep"):
+                 eval_max_length: int | None = None, segment_b: str = "keep", head: str = "cls"):
         super().__init__()
         if num_labels < 1:
             raise CsimError(f"encoder.num_labels={num_labels} must be >= 1 (1: a regression score, 3: NLI).")
@@ -74,6 +81,18 @@ class CrossEncoder(nn.Module):
         if segment_b == "from_a" and types is not None and types.num_embeddings > 1:
             with torch.no_grad():
                 types.weight[1].copy_(types.weight[0])
+        if head not in ("cls", "segments"):
+            raise CsimError(f"encoder.head={head!r}: choose cls (BERT's pooler on [CLS]) or segments (the two "
+                            f"segments' mean states).")
+        self.head, self.pair_head = head, None
+        if head == "segments":
+            p = self.model.config.hidden_dropout_prob
+            self.pair_head = nn.Sequential(nn.Dropout(p), nn.Linear(4 * self.model.config.hidden_size, num_labels))
+            saved = Path(str(path)) / "csim_pair_head.pt" if model_name else None
+            if saved is not None and saved.is_file():
+                state = torch.load(saved, map_location="cpu")
+                if state["1.weight"].shape == self.pair_head[1].weight.shape:  # NLI's 3 classes -> 1 score: new
+                    self.pair_head.load_state_dict(state)
         fast_dropout.swap(self.model)  # same dropout, its masks drawn faster on CPU
         self.max_length = usable_length(self.model, self.tokenizer, max_length)
         self.eval_max_length = usable_length(self.model, self.tokenizer, eval_max_length or NO_LIMIT)
@@ -105,7 +124,14 @@ class CrossEncoder(nn.Module):
     def forward(self, batch: dict[str, torch.Tensor], head: bool = False) -> torch.Tensor:
         """-> logits [n, num_labels] (num_labels=1: [n], the predicted score)."""
         inputs = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
-        logits = self.model(**inputs).logits
+        if self.pair_head is None:
+            logits = self.model(**inputs).logits
+        else:
+            states = self.model.base_model(**inputs).last_hidden_state
+            present = inputs.get("attention_mask", torch.ones_like(inputs["input_ids"])).bool()
+            second = inputs["token_type_ids"].bool()
+            u, v = (_mean(states, present & ~second), _mean(states, present & second))
+            logits = self.pair_head(torch.cat([u, v, (u - v).abs(), u * v], dim=-1))
         return logits.squeeze(-1) if self.num_labels == 1 else logits
 
     def pair_scores(self, logits: torch.Tensor) -> torch.Tensor:
@@ -135,7 +161,15 @@ class CrossEncoder(nn.Module):
         with atomic_dir(directory) as tmp:
             self.model.save_pretrained(str(tmp))
             self.tokenizer.save_pretrained(str(tmp))
+            if self.pair_head is not None:
+                torch.save(self.pair_head.state_dict(), tmp / "csim_pair_head.pt")
             with open(tmp / "csim_cross_encoder.json", "w") as f:
                 json.dump({"num_labels": self.num_labels, "max_length": self.eval_max_length,
                            "train_max_length": self.max_length,
-                           "score_label": self.score_label}, f)
+                           "score_label": self.score_label, "head": self.head}, f)
+
+
+def _mean(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The mean of `states` [n, L, d] over the positions where `mask` [n, L] is true (at least one counted)."""
+    weights = mask.to(states.dtype).unsqueeze(-1)
+    return (states * weights).sum(1) / weights.sum(1).clamp(min=1.0)
