@@ -38,6 +38,11 @@ def curve(run_dir: Path) -> list[dict]:
     return [{"step": s, **rows[s]} for s in sorted(rows)]
 
 
+def cell(row: dict, key: str, digits: int) -> str:
+    """A curve value, or a dash where that step logged none (the last step has no validation unless it falls on one)."""
+    return f"{row[key]:.{digits}f}" if key in row else "–"
+
+
 def glove_rows(tokenizer) -> int:
     """How many whole-word tokens GloVe initialised (the rule of csim.modules.mlm.glove_init)."""
     from csim.encoders.glove import load_glove
@@ -214,9 +219,9 @@ def main() -> None:
     ]
     for r in c:
         if "val/mlm_loss" in r or r["step"] == c[-1]["step"]:
-            lines.append(f"| {r['step']} | {r.get('train/mlm_loss', float('nan')):.3f} | {r.get('val/mlm_loss', float('nan')):.3f} "
-                         f"| {r.get('val/mlm_acc', float('nan')):.3f} | {r.get('stsb_dev_spearman', float('nan')):.2f} |"
-                         + (f" {r.get('val/nsp_acc', float('nan')):.3f} |" if nsp else ""))
+            cells = [cell(r, "train/mlm_loss", 3), cell(r, "val/mlm_loss", 3), cell(r, "val/mlm_acc", 3),
+                     cell(r, "stsb_dev_spearman", 2), *([cell(r, "val/nsp_acc", 3)] if nsp else [])]
+            lines.append(f"| {r['step']} | " + " | ".join(cells) + " |")
     lines += [
         "",
         "## What the pretraining gives SimCSE (STS-B dev Spearman x100)",

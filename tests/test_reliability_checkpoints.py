@@ -93,7 +93,8 @@ def test_resume_with_another_tokenizer_is_refused(run_smoke, tmp_path):
 
 def test_resumed_run_counts_every_process_and_keeps_its_plot(run_smoke):
     """Killed after its last step (checkpoint written, metrics.json not): the rerun has nothing left to train, yet
-    it draws alignment_uniformity.png, and its wall_seconds include the time the checkpoint says was spent before."""
+    it draws alignment_uniformity.png, and its wall_seconds and phase timing include the time the checkpoint says was
+    spent before."""
     first = run_smoke(SHORT)
     run_dir = Path(first["run_dir"])
     (run_dir / "metrics.json").unlink()
@@ -102,8 +103,14 @@ def test_resumed_run_counts_every_process_and_keeps_its_plot(run_smoke):
     state = torch.load(ckpt, weights_only=True)
     assert 0 < state["csim_wall_seconds"] <= first["wall_seconds"]
     state["csim_wall_seconds"] = 1000.0  # as if the killed process had trained for 1000 s
+    assert state["csim_phase_seconds"]["fit"] > 0 and set(state["csim_phase_seconds"]) >= {"build", "data", "fit"}
+    state["csim_phase_seconds"] = {"startup": 5.0, "build": 100.0, "data": 200.0, "fit": 690.0}
     torch.save(state, ckpt)
     resumed = run_smoke(SHORT)
+    timing = resumed["timing"]
+    assert timing["build"] > 100.0 and timing["data"] > 200.0 and timing["startup"] >= 5.0
+    evals = sum(h["eval_seconds"] for h in resumed["history"])
+    assert timing["dev_eval"] == pytest.approx(evals, abs=0.01) and 690.0 - evals < timing["train"] < 700.0
     assert (run_dir / "alignment_uniformity.png").exists()
     assert 1000.0 < resumed["wall_seconds"] < 1000.0 + first["wall_seconds"] + 120
     assert _numbers(resumed) == _numbers(first)

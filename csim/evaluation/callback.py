@@ -47,7 +47,7 @@ class STSEvaluation(pl.Callback):
         self.best, self.best_step, self.history = float("-inf"), -1, []
         self._last_eval_step = -1
         self.best_path = Path(best_path) if best_path else None
-        self.eval_seconds = 0.0  # spent evaluating in this process (metrics.json `timing`)
+        self.eval_seconds = 0.0  # spent evaluating, over a resumed run's processes (metrics.json `timing`)
         self.state_path = Path(state_path) if state_path else None
         self.last_step = 0
 
@@ -130,3 +130,4 @@ class STSEvaluation(pl.Callback):
     def load_state_dict(self, state):
         self.best, self.best_step = state["best"], state["best_step"]
         self.history, self._last_eval_step = state["history"], state["last_eval_step"]
+        self.eval_seconds = sum(h.get("eval_seconds", 0.0) for h in self.history)  # a resumed run's earlier evaluations

@@ -8,7 +8,10 @@
   test      the test tasks on the selected weights
   export    the model folder written
 
-A resumed run records the phases of the process that finished it. The table runner sums them per cell.
+A resumed run counts the phases of every process, as its wall_seconds (csim.runs.checkpoints.WallClock): each
+checkpoint stores the phase seconds so far (`csim_phase_seconds`, the fit in progress included) and the dev evaluations
+are summed over the restored history; the time between a process's last checkpoint and its kill is lost. The table
+runner sums the phases per cell.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ class PhaseClock(pl.Callback):
         global _first_run_of_process
         self.seconds = {"startup": round(process_age(), 2)} if _first_run_of_process else {}
         _first_run_of_process = False
+        self.before: dict[str, float] = {}  # the earlier processes' phases of a resumed run
         self._t = time.perf_counter()
 
     def mark(self, phase: str) -> None:
@@ -51,7 +55,17 @@ class PhaseClock(pl.Callback):
     def on_train_end(self, trainer, pl_module):
         self.mark("fit")
 
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint):
+        now = {**self.seconds, "fit": self.seconds.get("fit", 0.0) + time.perf_counter() - self._t}
+        checkpoint["csim_phase_seconds"] = {k: self.before.get(k, 0.0) + now.get(k, 0.0) for k in {*now, *self.before}}
+
+    def on_load_checkpoint(self, trainer, pl_module, checkpoint):
+        self.before = {k: float(v) for k, v in checkpoint.get("csim_phase_seconds", {}).items()}
+
     def finish(self, dev_eval_seconds: float) -> dict[str, float]:
+        """dev_eval_seconds: over every process of the run (the evaluation callback's restored history)."""
+        for k, v in self.before.items():
+            self.seconds[k] = self.seconds.get(k, 0.0) + v
         fit = self.seconds.pop("fit", 0.0)
         self.seconds["dev_eval"] = dev_eval_seconds
         self.seconds["train"] = max(0.0, fit - dev_eval_seconds)
