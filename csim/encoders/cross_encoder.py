@@ -42,12 +42,17 @@ class CrossEncoder(nn.Module):
     SBERT's classification head, Reimers & Gurevych 2019 §3, read from one joint pass instead of two). It is for an
     encoder whose [CLS] and pooler were never trained (the cpu scale's mini encoder); saved beside the weights as
     csim_pair_head.pt.
+    segment_positions: "continue", BERT's position ids through the whole pair sequence, or "restart": the second
+    segment's tokens take the positions they would have as a sentence of their own (1, 2, ... after the [CLS] slot),
+    for an encoder pretrained on single sentences, whose positions past one sentence never trained (the mini
+    encoder's 32-64).
     """
 
     def __init__(self, model_name: str | None = None, num_labels: int = 1, max_length: int = 128,
                  dropout: float | None = None, random_init: dict | None = None, tokenizer: dict | None = None,
                  score_label: int = 0, data_dir: str = "data", cache_dir: str = "cache",
-                 eval_max_length: int | None = None, segment_b: str = "keep", head: str = "cls"):
+                 eval_max_length: int | None = None, segment_b: str = "keep", head: str = "cls",
+                 segment_positions: str = "continue"):
         super().__init__()
         if num_labels < 1:
             raise CsimError(f"encoder.num_labels={num_labels} must be >= 1 (1: a regression score, 3: NLI).")
@@ -84,7 +89,9 @@ class CrossEncoder(nn.Module):
         if head not in ("cls", "segments"):
             raise CsimError(f"encoder.head={head!r}: choose cls (BERT's pooler on [CLS]) or segments (the two "
                             f"segments' mean states).")
-        self.head, self.pair_head = head, None
+        if segment_positions not in ("continue", "restart"):
+            raise CsimError(f"encoder.segment_positions={segment_positions!r}: choose continue (BERT's) or restart.")
+        self.head, self.pair_head, self.restart_positions = head, None, segment_positions == "restart"
         if head == "segments":
             p = self.model.config.hidden_dropout_prob
             self.pair_head = nn.Sequential(nn.Dropout(p), nn.Linear(4 * self.model.config.hidden_size, num_labels))
@@ -124,6 +131,8 @@ class CrossEncoder(nn.Module):
     def forward(self, batch: dict[str, torch.Tensor], head: bool = False) -> torch.Tensor:
         """-> logits [n, num_labels] (num_labels=1: [n], the predicted score)."""
         inputs = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+        if self.restart_positions:
+            inputs["position_ids"] = restarted_positions(inputs["token_type_ids"])
         if self.pair_head is None:
             logits = self.model(**inputs).logits
         else:
@@ -167,6 +176,15 @@ class CrossEncoder(nn.Module):
                 json.dump({"num_labels": self.num_labels, "max_length": self.eval_max_length,
                            "train_max_length": self.max_length,
                            "score_label": self.score_label, "head": self.head}, f)
+
+
+def restarted_positions(token_type_ids: torch.Tensor) -> torch.Tensor:
+    """Position ids [n, L] that restart at the second segment: [CLS] a [SEP] -> 0..len_a-1, b [SEP] -> 1..len_b
+    (padding, segment 0 after the pair, keeps counting from its index)."""
+    index = torch.arange(token_type_ids.shape[1], device=token_type_ids.device).expand_as(token_type_ids)
+    second = token_type_ids.bool()
+    start = torch.where(second, index, torch.full_like(index, index.shape[1])).min(1, keepdim=True).values
+    return torch.where(second, index - start + 1, index)
 
 
 def _mean(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
