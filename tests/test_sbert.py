@@ -245,3 +245,13 @@ def test_segments_head_two_stage_cross_encoder_trains_at_smoke_scale(run_smoke, 
                                "eval.every_n_steps=2", *FAST]), 4)
     assert (run / "model" / "csim_pair_head.pt").is_file()
     assert json.loads((run / "model" / "csim_cross_encoder.json").read_text())["head"] == "segments"
+
+
+def test_restarted_positions_give_the_second_segment_its_own_sentence_positions():
+    """encoder.segment_positions=restart: b's tokens take positions 1.. (after the [CLS] slot), as when b is encoded
+    alone; the first segment keeps BERT's."""
+    from csim.encoders.cross_encoder import restarted_positions
+
+    types = torch.tensor([[0, 0, 0, 0, 1, 1, 1, 0], [0, 0, 0, 1, 1, 0, 0, 0], [0] * 8])
+    assert restarted_positions(types).tolist() == [[0, 1, 2, 3, 1, 2, 3, 7], [0, 1, 2, 1, 2, 5, 6, 7],
+                                                   list(range(8))]
