@@ -131,7 +131,7 @@ def _train(cfg: DictConfig) -> dict:
         write_text_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     evaluation = STSEvaluation(cfg.eval.tasks, cfg.eval.every_n_steps, cfg.paths.data_dir, cfg.eval.max_pairs,
                                cfg.eval.batch_size, best_path=run_dir / "best_encoder.pt", text=cfg.eval.text,
-                               state_path=run_dir / "evaluation.json")
+                               state_path=run_dir / "evaluation.json", precision=cfg.eval.get("precision"))
     last = pl.callbacks.ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="step{step}", save_top_k=0,
                                         save_last=True, enable_version_counter=False, every_n_train_steps=int(cfg.eval.every_n_steps))
     loggers = [build(cfg.logger)] if cfg.get("logger") and _rank() == 0 else []
@@ -165,12 +165,14 @@ def _train(cfg: DictConfig) -> dict:
     if cfg.eval.select_best and evaluation.best_path.exists():
         module.encoder.load_state_dict(torch.load(evaluation.best_path, weights_only=True))
     test = {}
-    for name in cfg.eval.test_tasks:
-        from csim.data.tasks import load_task
-        from csim.evaluation.sts import evaluate_sts
+    from csim.data.tasks import load_task
+    from csim.evaluation.sts import evaluate_sts, scoring_precision
 
-        test.update(evaluate_sts(module.encoder, load_task(name, cfg.paths.data_dir, cfg.eval.max_pairs,
-                                                           text=cfg.eval.text), name, batch_size=cfg.eval.batch_size))
+    for name in cfg.eval.test_tasks:
+        with scoring_precision(cfg.eval.get("precision"), module.encoder):
+            test.update(evaluate_sts(module.encoder, load_task(name, cfg.paths.data_dir, cfg.eval.max_pairs,
+                                                               text=cfg.eval.text), name,
+                                     batch_size=cfg.eval.batch_size))
     clock.mark("test")
     module.export(run_dir / "model")
     clock.mark("export")

@@ -319,3 +319,24 @@ def test_smoke_run_exports_loads_and_evaluates_the_same(run_smoke, tmp_path, cap
         m = res["metrics"]
         assert set(k for k in m if k.endswith("avg_spearman")) == {f"{protocol}_avg_spearman"}
         assert f"{sick}_spearman" in m and res["protocol"] == protocol == res["average"]
+
+
+def test_bf16_scoring_is_autocast_and_close_to_fp32():
+    """eval.precision=bf16 scores under torch.autocast (the embeddings differ slightly from fp32, and come back as
+    fp32); null scores in the weights' fp32; anything else is refused naming the field."""
+    from types import SimpleNamespace
+
+    from csim.evaluation.callback import STSEvaluation
+    from csim.evaluation.sts import scoring_precision
+
+    module = SimpleNamespace(encoder=_tiny("mean"))
+    fp32 = STSEvaluation(["stsb_dev"], 10, str(DATA), max_pairs=60).score(module)
+    bf16 = STSEvaluation(["stsb_dev"], 10, str(DATA), max_pairs=60, precision="bf16").score(module)
+    assert fp32 == STSEvaluation(["stsb_dev"], 10, str(DATA), max_pairs=60, precision=None).score(module)
+    assert bf16["stsb_dev_spearman"] != fp32["stsb_dev_spearman"]
+    assert bf16["stsb_dev_spearman"] == pytest.approx(fp32["stsb_dev_spearman"], abs=2.0)
+    with scoring_precision("bf16", module.encoder):
+        emb = module.encoder.encode(["a man plays the guitar ."])
+        assert torch.is_autocast_enabled("cpu") and emb.dtype == torch.float32
+    with pytest.raises(CsimError, match="eval.precision"):
+        scoring_precision("fp16", module.encoder)

@@ -220,6 +220,9 @@ def test_segments_head_scores_the_two_segments_mean_states_and_reloads(tmp_path)
 
     cfg = compose(["+exp=cross_encoder_stsb", "scale=smoke", "encoder.head=segments"], tmp_path / "o", tmp_path / "c")
     encoder = instantiate(cfg.encoder).eval()
+    # BERT's head is not used: frozen, so that data parallelism does not wait for gradients it never gets
+    assert not any(p.requires_grad for p in [*encoder.model.classifier.parameters(),
+                                             *encoder.model.base_model.pooler.parameters()])
     s1, s2 = ["a man plays the guitar .", "a dog runs"], ["a woman is slicing an onion in the kitchen .", "dogs run"]
     batch = encoder.collate([dict(zip(("input_ids", "token_type_ids"), r))
                              for r in zip(*encoder.tokenize_pairs(s1, s2).values())])

@@ -95,6 +95,9 @@ class CrossEncoder(nn.Module):
         if head == "segments":
             p = self.model.config.hidden_dropout_prob
             self.pair_head = nn.Sequential(nn.Dropout(p), nn.Linear(4 * self.model.config.hidden_size, num_labels))
+            for unused in (self.model.classifier, getattr(self.model.base_model, "pooler", None)):
+                if unused is not None:  # frozen, so that data parallelism does not wait for their gradients
+                    unused.requires_grad_(False)
             saved = Path(str(path)) / "csim_pair_head.pt" if model_name else None
             if saved is not None and saved.is_file():
                 state = torch.load(saved, map_location="cpu")

@@ -11,7 +11,7 @@ import pytorch_lightning as pl
 import torch
 
 from csim.data.tasks import load_task
-from csim.evaluation.sts import evaluate_sts, geometry_only
+from csim.evaluation.sts import evaluate_sts, geometry_only, scoring_precision
 
 PLOT_NAME = "alignment_uniformity.png"
 
@@ -33,8 +33,10 @@ class STSEvaluation(pl.Callback):
 
     def __init__(self, tasks: list[str], every_n_steps: int, data_dir: str, max_pairs: int | None = None,
                  batch_size: int = 128, best_path: str | Path | None = None, geometry_task: str | None = "stsb_dev",
-                 plot_path: str | Path | None = None, text: str = "official", state_path: str | Path | None = None):
+                 plot_path: str | Path | None = None, text: str = "official", state_path: str | Path | None = None,
+                 precision: str | None = None):
         self.tasks, self.every, self.batch_size = list(tasks), int(every_n_steps), batch_size
+        self.precision = precision  # eval.precision: csim.evaluation.sts.scoring_precision
         # read once, before training; text: the released sentences or SentEval's tokenized copy (csim.data.tasks)
         self.data = {t: load_task(t, data_dir, max_pairs, text=text) for t in self.tasks}
         self.geometry_task = geometry_task
@@ -93,11 +95,13 @@ class STSEvaluation(pl.Callback):
         encoder = pl_module.encoder
         geometry = bool(self.geometry_task) and hasattr(encoder, "encode")  # a bi-encoder: embeddings to measure
         metrics: dict[str, float] = {}
-        for name, ds in self.data.items():
-            metrics.update(evaluate_sts(encoder, ds, name, batch_size=self.batch_size,
-                                        geometry=geometry and name == self.geometry_task))
-        if geometry and self.geometry_data is not None:
-            metrics.update(geometry_only(encoder, self.geometry_data, self.geometry_task, batch_size=self.batch_size))
+        with scoring_precision(self.precision, encoder):
+            for name, ds in self.data.items():
+                metrics.update(evaluate_sts(encoder, ds, name, batch_size=self.batch_size,
+                                            geometry=geometry and name == self.geometry_task))
+            if geometry and self.geometry_data is not None:
+                metrics.update(geometry_only(encoder, self.geometry_data, self.geometry_task,
+                                             batch_size=self.batch_size))
         return metrics
 
     def on_fit_end(self, trainer, pl_module):

@@ -88,6 +88,23 @@ def evaluate_sts(model, dataset, prefix: str, batch_size: int = 128, aggregate: 
     return out
 
 
+def scoring_precision(precision: str | None, model):
+    """The context the scores are computed in: eval.precision null (or "32") -> the weights' own dtype (fp32: SimCSE's
+    and sentence-transformers' evaluation); "bf16" -> torch.autocast to bfloat16 on `model`'s device (the matmuls in bf16,
+    embeddings returned as fp32), for CPUs whose bf16 GEMM is many times faster (csim/runs/hardware.py)."""
+    import contextlib
+
+    import torch
+
+    from csim.errors import CsimError
+
+    if precision in (None, "32", 32):
+        return contextlib.nullcontext()
+    if str(precision) != "bf16":
+        raise CsimError(f"eval.precision={precision!r}: choose null (the weights' dtype, the default) or bf16.")
+    return torch.autocast(next(model.parameters()).device.type, dtype=torch.bfloat16)
+
+
 def geometry_only(model, dataset, prefix: str, batch_size: int = 128) -> dict[str, float]:
     """Alignment and uniformity of `dataset` (an STS set on the 0-5 scale, normally STS-B dev) without scoring it."""
     from csim.evaluation.geometry import pair_geometry
