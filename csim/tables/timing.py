@@ -47,7 +47,8 @@ def timing_markdown(runs: list[RunTime], *, scale: str, seeds: list[int], tables
     each run's finished_at - wall_seconds, so a later --no-train collection reports the training run's span), the
     runs' summed phases per table, and one line per run. A run shared by two tables counts once in the totals."""
     distinct = list({(r.run_dir or f"{r.table}/{r.cell}/{r.seed}"): r for r in runs}.values())
-    ends = [(_when(r.finished_at), r.wall_seconds) for r in distinct]
+    trained = [r for r in distinct if r.how == "trained"]  # records reused from earlier invocations would stretch
+    ends = [(_when(r.finished_at), r.wall_seconds) for r in (trained or distinct)]  # the span back to their day
     ends = [(e, w) for e, w in ends if e is not None]
     fmt = "%Y-%m-%d %H:%M UTC"
     lines = [f"# Where the time of `csim tables --scale {scale}` went", "",
@@ -63,12 +64,13 @@ def timing_markdown(runs: list[RunTime], *, scale: str, seeds: list[int], tables
         first, last = min(e - w for e, w in ends), max(e for e, _ in ends)
         lines.append(f"| span of the runs | {time.strftime(fmt, time.gmtime(first))} to "
                      f"{time.strftime(fmt, time.gmtime(last))}: **{fmt_duration(last - first)}** (first start to "
-                     f"last finish, from each run's metrics.json) |")
+                     f"last finish{' of the runs trained here' if trained else ''}, from each run's "
+                     f"metrics.json) |")
     hows = {h: sum(r.how == h for r in distinct) for h in sorted({r.how for r in distinct})}
     lines += [f"| runs | {', '.join(f'{n} {h}' for h, n in hows.items())} |",
               f"| sum of the runs' wall time | {fmt_duration(sum(r.wall_seconds for r in distinct))} |",
               f"| this invocation | {fmt_duration(invocation_seconds)} |", "",
-              "Seconds by phase (csim/runs/timing.py; a resumed run counts the process that finished it):", "",
+              "Seconds by phase (csim/runs/timing.py; a resumed run counts every process it ran in):", "",
               "| table | runs | mean wall per run | " + " | ".join(PHASES) + " |",
               "|---|---|---|" + "---|" * len(PHASES)]
 
