@@ -35,10 +35,18 @@ def split_launcher(overrides: list[str]) -> tuple[list[str], list[str]]:
     return run, [o for o in overrides if o.startswith(LAUNCHER_PREFIXES)]
 
 
+def first_stage_dir(cfg) -> str:
+    """The run directory of a two-stage cell's first stage (what csim.train.first_stage runs)."""
+    from csim.config import compose_run, first_stage_overrides
+    from csim.runs.identity import run_dir_for
+
+    return str(run_dir_for(compose_run(first_stage_overrides(cfg))))
+
+
 def waves(tasks, extra: list[str]) -> list[list[list[str]]]:
     """The cells that need training as override lists, in two waves: [one-stage cells and the first stages of the
     two-stage cells (each once), two-stage cells]."""
-    from csim.config import compose_run, first_stage_overrides
+    from csim.config import first_stage_overrides
     from csim.runs.files import read_metrics
     from csim.runs.identity import run_dir_for
 
@@ -48,7 +56,7 @@ def waves(tasks, extra: list[str]) -> list[list[list[str]]]:
     for t in todo:
         if t.cfg.get("init_from"):
             overrides = first_stage_overrides(t.cfg)
-            run_dir = str(run_dir_for(compose_run(overrides)))
+            run_dir = first_stage_dir(t.cfg)
             if run_dir not in seen and read_metrics(run_dir) is None:
                 seen.add(run_dir)
                 first.append(overrides)

@@ -49,24 +49,14 @@ def _train_in_worker(job: tuple) -> str | None:
     return None
 
 
-def _first_stage_dir(cfg) -> str:
-    from csim.config import compose_run, first_stage_overrides
-    from csim.runs.identity import run_dir_for
-
-    return str(run_dir_for(compose_run(first_stage_overrides(cfg))))
-
-
-def _run_dir(cfg) -> str:
-    from csim.runs.identity import run_dir_for
-
-    return str(run_dir_for(cfg))
-
-
-def dependencies(todo: list, run_dir=_run_dir, first_stage_dir=_first_stage_dir) -> list[int | None]:
+def dependencies(todo: list) -> list[int | None]:
     """For each task of `todo`, the index of the task that must finish before it starts (None: it can start now)."""
+    from csim.runs.identity import run_dir_for
+    from csim.tables.launch import first_stage_dir
+
     if not any(t.cfg.get("init_from") for t in todo):
         return [None] * len(todo)
-    cells = {run_dir(t.cfg): i for i, t in enumerate(todo) if not t.cfg.get("init_from")}
+    cells = {str(run_dir_for(t.cfg)): i for i, t in enumerate(todo) if not t.cfg.get("init_from")}
     trains_it: dict[str, int] = {}  # a first stage that is not a cell -> the two-stage task that trains it
     after: list[int | None] = [None] * len(todo)
     for i, t in enumerate(todo):
@@ -77,12 +67,17 @@ def dependencies(todo: list, run_dir=_run_dir, first_stage_dir=_first_stage_dir)
     return after
 
 
+def _waiting(after: list[int | None]) -> dict[int, list[int]]:
+    """Task index -> the tasks that wait for it."""
+    return {i: [j for j, a in enumerate(after) if a == i] for i in range(len(after))}
+
+
 def priorities(todo: list, after: list[int | None], prior_seconds: dict[str, float]) -> list[float]:
     """Each task's remaining chain: its experiment's mean wall seconds in earlier records (the overall mean for an
     experiment never recorded) plus the longest chain of the tasks that wait for it."""
     fallback = statistics.fmean(prior_seconds.values()) if prior_seconds else 1.0
     own = [prior_seconds.get(getattr(t.row, "exp", None), fallback) for t in todo]
-    waiting = {i: [j for j, a in enumerate(after) if a == i] for i in range(len(todo))}
+    waiting = _waiting(after)
     chain: dict[int, float] = {}
 
     def length(i: int) -> float:
@@ -113,7 +108,7 @@ def train_in_parallel(tasks: list, jobs: int, threads: int, worker=_train_in_wor
         return set()
     after = dependencies(todo)
     rank = priorities(todo, after, prior_seconds or {})
-    waiting = {i: [j for j, a in enumerate(after) if a == i] for i in range(len(todo))}
+    waiting = _waiting(after)
     ready = sorted((i for i, a in enumerate(after) if a is None), key=lambda i: -rank[i])
     t0, done, fresh, running = time.time(), 0, set(), {}
     log(f"[tables] training {len(todo)} cells, {jobs} at a time ({threads} torch thread(s) each)")

@@ -22,8 +22,8 @@ runner goes on; the exit status is 1 when any cell failed. Outputs per table: cs
 from __future__ import annotations
 
 import copy
-import os
 import json
+import os
 import statistics
 import sys
 import time
