@@ -110,7 +110,7 @@ def test_resumed_run_counts_every_process_and_keeps_its_plot(run_smoke):
     timing = resumed["timing"]
     assert timing["build"] > 100.0 and timing["data"] > 200.0 and timing["startup"] >= 5.0
     evals = sum(h["eval_seconds"] for h in resumed["history"])
-    assert timing["dev_eval"] == pytest.approx(evals, abs=0.01) and 690.0 - evals < timing["train"] < 700.0
+    assert timing["dev_eval"] == pytest.approx(evals, abs=0.01) and 690.0 - evals - 0.01 < timing["train"] < 700.0  # phases are rounded to 0.01 s
     assert (run_dir / "alignment_uniformity.png").exists()
     assert 1000.0 < resumed["wall_seconds"] < 1000.0 + first["wall_seconds"] + 120
     assert _numbers(resumed) == _numbers(first)
